@@ -1,0 +1,1 @@
+"""Risk API client (no Dagster below this line)."""

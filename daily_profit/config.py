@@ -1,0 +1,89 @@
+"""The one place configuration comes from.
+
+Every setting reads an environment variable (prefix ``DAILY_PROFIT_``) and falls back to an
+embedded default, so a fresh clone runs with no configuration at all: a SQLite warehouse and a
+local MLflow store under ``data/``, and the built-in sandbox in place of the real Risk API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The sandbox accepts this key; it is not a secret, the real API's key comes from the environment.
+SANDBOX_API_KEY = "sandbox-key"
+SANDBOX_MARKER = "sandbox"
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Unset means embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix="DAILY_PROFIT_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / "data",
+        description="Folder for the embedded SQLite warehouse, MLflow store and exports.",
+    )
+    warehouse_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the warehouse; default a SQLite file under data_dir.",
+    )
+    risk_api_base_url: str = Field(
+        default=SANDBOX_MARKER,
+        description="Base URL of the Risk API, or 'sandbox' to start the built-in simulation.",
+    )
+    risk_api_key: SecretStr = Field(default=SecretStr(SANDBOX_API_KEY))
+    plans_csv_path: Path | None = Field(
+        default=None,
+        description="Plans CSV export; default the one the sandbox writes under data_dir.",
+    )
+    start_date: dt.date = Field(
+        default=dt.date(2025, 1, 1),
+        description="First trading date of the daily partitions.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; default a SQLite store under data_dir.",
+    )
+    sandbox_seed: int = 7
+    sandbox_accounts: int = 300
+    sandbox_days: int = 120
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"sqlite:///{self.data_dir / 'warehouse.sqlite'}"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.data_dir / 'mlflow.sqlite'}"
+
+    @property
+    def mlflow_artifact_dir(self) -> Path:
+        return self.data_dir / "mlflow-artifacts"
+
+    @property
+    def resolved_plans_csv_path(self) -> Path:
+        return self.plans_csv_path or self.data_dir / "plans.csv"
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.risk_api_base_url == SANDBOX_MARKER
+
+    @property
+    def sandbox_end_date(self) -> dt.date:
+        return self.start_date + dt.timedelta(days=self.sandbox_days - 1)
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

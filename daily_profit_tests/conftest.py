@@ -1,0 +1,82 @@
+"""Shared fixtures: a fresh PostgreSQL database per test session, warehouse URLs for both engines.
+
+PostgreSQL tests skip with the reason when no server answers, unless ``CI=true``: there a missing
+server is a failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get(
+    "DAILY_PROFIT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine]:
+    """An AUTOCOMMIT engine on the server's maintenance database; skips (or fails in CI) without one."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:
+        admin.dispose()
+        reason = (
+            f"no PostgreSQL server reachable at {admin.url.render_as_string()}: "
+            f"{exc.__class__.__name__}"
+        )
+        if _in_ci():
+            pytest.fail(f"CI=true requires PostgreSQL; {reason}")
+        pytest.skip(reason)
+    yield admin
+    admin.dispose()
+
+
+@contextmanager
+def _fresh_database(admin: sa.Engine) -> Iterator[str]:
+    name = f"dp_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin: sa.Engine) -> Iterator[str]:
+    """URL of a brand-new PostgreSQL database shared by this test session, dropped at its end."""
+    with _fresh_database(postgres_admin) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_admin: sa.Engine) -> Iterator[str]:
+    """URL of a brand-new PostgreSQL database for one test, dropped after it."""
+    with _fresh_database(postgres_admin) as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request, tmp_path) -> str:
+    """Run a test on both warehouses: an embedded SQLite file and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    return request.getfixturevalue("fresh_postgres_url")
