@@ -52,6 +52,7 @@ class Settings(BaseSettings):
         description="MLflow tracking URI; default a SQLite store under data_dir.",
     )
     sandbox_seed: int = 7
+    sandbox_port: int = 8765
     sandbox_accounts: int = 300
     sandbox_days: int = 120
 

@@ -14,9 +14,26 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
+from daily_profit.config import get_settings
+
 PG_ADMIN_URL = os.environ.get(
     "DAILY_PROFIT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_dir(tmp_path_factory) -> Iterator[None]:
+    """Tests never touch the project's data/ folder (warehouse, MLflow store, limiter state)."""
+    data_dir = tmp_path_factory.mktemp("data")
+    previous = os.environ.get("DAILY_PROFIT_DATA_DIR")
+    os.environ["DAILY_PROFIT_DATA_DIR"] = str(data_dir)
+    get_settings.cache_clear()
+    yield
+    if previous is None:
+        os.environ.pop("DAILY_PROFIT_DATA_DIR", None)
+    else:
+        os.environ["DAILY_PROFIT_DATA_DIR"] = previous
+    get_settings.cache_clear()
 
 
 def _in_ci() -> bool:

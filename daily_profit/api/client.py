@@ -192,6 +192,7 @@ class RiskApiClient:
         limiter: AllowanceLimiter | None = None,
         extra_headers: Mapping[str, str] | None = None,
         max_connections: int = 8,
+        page_size: int | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not base_url.endswith("/"):
@@ -216,6 +217,8 @@ class RiskApiClient:
             exclude=[RiskApiRateLimited, RiskApiPermanentError],
         )
         self._limiter = limiter
+        # Pages smaller than the contract's maximum, when an API struggles with large ones.
+        self.page_size = page_size
         self.stats = CallStats()
 
     def __enter__(self) -> RiskApiClient:
@@ -367,14 +370,23 @@ class RiskApiClient:
         *,
         page_size: int | None = None,
         concurrency: int = 4,
-        recovery_page_sizes: Sequence[int] = (200, 50),
+        recovery_passes: int = 4,
+        compare_fields: frozenset[str] | None = None,
     ) -> FetchResult:
-        """Every record of a query: paged, de-duplicated, skipped records recovered if possible."""
+        """Every record of a query: paged, de-duplicated, skipped records recovered if possible.
+
+        Two records with the same natural key are identical repeats when they agree on
+        ``compare_fields`` (default: every field); fields outside it, such as ones the contract
+        does not name, never make a conflict. When the kept records fall short of ``total``,
+        up to ``recovery_passes`` re-reads with ever smaller pages look for what was skipped.
+        """
         started = time.perf_counter()
         before = self.stats.snapshot()
         params = dict(params or {})
-        page_size = min(page_size or MAX_PAGE_SIZE.get(endpoint, 1000), MAX_PAGE_SIZE[endpoint])
-        dedup = _Deduplicator(NATURAL_KEYS[endpoint])
+        page_size = min(
+            page_size or self.page_size or MAX_PAGE_SIZE[endpoint], MAX_PAGE_SIZE[endpoint]
+        )
+        dedup = _Deduplicator(NATURAL_KEYS[endpoint], compare_fields)
 
         first = self.get_page(endpoint, params, skip=0, limit=page_size)
         if first.total is None:
@@ -389,13 +401,13 @@ class RiskApiClient:
 
         passes = 0
         kept_after_first_pass = dedup.kept
-        # Recovery only helps with pages smaller than the ones that lost records.
-        smaller_sizes = [s for s in recovery_page_sizes if s < page_size] or [
-            max(page_size // 2, 1)
-        ]
-        for smaller in smaller_sizes:
+        # Each re-read uses smaller pages than the last: a record that slipped between two
+        # pages is unlikely to slip again at other page boundaries.
+        smaller = page_size
+        for _ in range(recovery_passes):
             if dedup.kept >= total:
                 break
+            smaller = max(smaller // 2, 1)
             passes += 1
             self._page_through(
                 endpoint,
@@ -455,8 +467,11 @@ class RiskApiClient:
 class _Deduplicator:
     """Keeps the first copy of each natural key; counts identical and conflicting repeats."""
 
-    def __init__(self, key_fields: tuple[str, ...]) -> None:
+    def __init__(
+        self, key_fields: tuple[str, ...], compare_fields: frozenset[str] | None = None
+    ) -> None:
         self._key_fields = key_fields
+        self._compare_fields = compare_fields
         self._kept: dict[bytes, tuple[dict[str, Any], bytes]] = {}
         self._unkeyed: list[Any] = []
         self.identical = 0
@@ -476,7 +491,12 @@ class _Deduplicator:
                 self._unkeyed.append(record)
                 continue
             key_values = [record.get(f) for f in fields]
-            body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            compared = (
+                record
+                if self._compare_fields is None
+                else {k: v for k, v in record.items() if k in self._compare_fields}
+            )
+            body = orjson.dumps(compared, option=orjson.OPT_SORT_KEYS)
             if any(v is None for v in key_values):
                 # Without its key a record cannot be matched: identical bodies are still repeats.
                 key = b"unkeyed:" + body

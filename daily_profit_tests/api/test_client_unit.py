@@ -163,7 +163,7 @@ def test_fetch_all_recovers_skipped_records_with_smaller_pages():
         return ok(page, total=10, skip=skip)
 
     with client_for(httpx.MockTransport(handler)) as client:
-        result = client.fetch_all("v2/trades/closed", page_size=5, recovery_page_sizes=(2,))
+        result = client.fetch_all("v2/trades/closed", page_size=5, recovery_passes=1)
     assert first_pass["done"]
     assert len(result.records) == 10
     assert result.recovered == 1 and result.recovery_passes == 1
@@ -176,5 +176,5 @@ def test_fetch_all_declares_a_shortfall_it_cannot_recover():
         return ok([_trade("1", 1.0)] if skip == 0 else [], total=3, skip=skip)
 
     with client_for(httpx.MockTransport(handler)) as client:
-        result = client.fetch_all("v2/trades/closed", page_size=1, recovery_page_sizes=(1,))
+        result = client.fetch_all("v2/trades/closed", page_size=1, recovery_passes=2)
     assert result.shortfall == 2

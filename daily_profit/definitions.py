@@ -1,0 +1,21 @@
+"""The code location: every asset, check, job and resource of daily-profit, in one Definitions."""
+
+import warnings
+
+import dagster as dg
+
+# Partitioned asset checks are a preview feature in Dagster 1.13; the warning is known and noisy.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from daily_profit.defs.jobs import jobs  # noqa: E402
+from daily_profit.defs.raw.assets import raw_assets  # noqa: E402
+from daily_profit.defs.raw.checks import raw_checks  # noqa: E402
+from daily_profit.defs.resources import build_resources  # noqa: E402
+
+defs = dg.Definitions(
+    assets=[*raw_assets],
+    asset_checks=[*raw_checks],
+    jobs=jobs,
+    resources=build_resources(),
+)

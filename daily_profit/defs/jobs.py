@@ -1,0 +1,18 @@
+"""Jobs people launch from the UI and the main job runs."""
+
+import dagster as dg
+
+raw_daily_job = dg.define_asset_job(
+    "raw_daily",
+    selection=dg.AssetSelection.groups("raw")
+    - dg.AssetSelection.assets("raw_plans", "raw_metrics_alltime"),
+    description="Land one trading day of every daily Risk API source, with its checks.",
+)
+
+raw_reference_job = dg.define_asset_job(
+    "raw_reference",
+    selection=dg.AssetSelection.assets("raw_plans", "raw_metrics_alltime"),
+    description="Refresh the plans export and the account master.",
+)
+
+jobs = [raw_daily_job, raw_reference_job]

@@ -1,0 +1,70 @@
+"""Resources, built in one place from the settings (``daily_profit.config``).
+
+Resource config is visible in the Dagster UI, so secrets are never part of it: the API key is read
+from the settings at the moment a client is built.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from daily_profit.api.client import RiskApiClient
+from daily_profit.api.limits import SharedAllowance
+from daily_profit.config import get_settings
+from daily_profit.sandbox.launcher import ensure_sandbox
+from daily_profit.warehouse.io import Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse (SQLite file by default, PostgreSQL in production)."""
+
+    url: str
+
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def get(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = Warehouse(self.url)
+        return self._warehouse
+
+
+class RiskApiResource(dg.ConfigurableResource):
+    """The Risk API: ``sandbox`` starts (or reuses) the built-in simulation on loopback."""
+
+    base_url: str
+    requests_per_second: int = 15
+    concurrency: int = 4
+    page_size: int | None = None
+    sandbox_faults: str | None = None
+
+    def resolved_base_url(self) -> str:
+        settings = get_settings()
+        return ensure_sandbox(settings) if self.base_url == "sandbox" else self.base_url
+
+    def client(self) -> RiskApiClient:
+        settings = get_settings()
+        limiter = (
+            SharedAllowance(
+                settings.data_dir / "risk_api_allowance.sqlite", self.requests_per_second
+            )
+            if self.requests_per_second > 0
+            else None
+        )
+        headers = {"X-Sandbox-Faults": self.sandbox_faults} if self.sandbox_faults else None
+        return RiskApiClient(
+            self.resolved_base_url(),
+            settings.risk_api_key.get_secret_value(),
+            limiter=limiter,
+            extra_headers=headers,
+            max_connections=max(self.concurrency, 1) * 2,
+            page_size=self.page_size,
+        )
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    settings = get_settings()
+    return {
+        "warehouse": WarehouseResource(url=settings.resolved_warehouse_url),
+        "risk_api": RiskApiResource(base_url=settings.risk_api_base_url),
+    }

@@ -1,0 +1,1 @@
+"""From the Risk API to the raw warehouse tables (no Dagster here)."""

@@ -1,0 +1,104 @@
+"""Run the sandbox API alone: ``python -m daily_profit.sandbox --accounts 300 --days 120``.
+
+Prints the base URL and the API key, then serves until interrupted (Ctrl+C). The key is the
+settings' (``DAILY_PROFIT_RISK_API_KEY``, default ``sandbox-key``) unless ``--api-key`` is given;
+only the public sandbox key is ever printed. ``--write-dir DIR`` (alias ``--out``) also writes
+the plans CSV export (``plans.csv``) and the ground truth (``ground_truth.parquet``) there.
+``--faults`` takes the ``X-Sandbox-Faults`` header syntax (server-wide faults), for example
+``--faults "429=0.05, 5xx=0.05, shift=0.05"``. ``--no-rate-limit`` lifts the 15 requests/s
+allowance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import sys
+import threading
+import time
+from pathlib import Path
+
+from daily_profit.config import SANDBOX_API_KEY, get_settings
+from daily_profit.sandbox.faults import FaultConfig, FaultSpecError
+from daily_profit.sandbox.server import RateLimit, SandboxServer
+from daily_profit.sandbox.simulation import SimulationConfig, simulate
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m daily_profit.sandbox",
+        description="Serve the simulated prop firm as the Risk API on 127.0.0.1.",
+    )
+    parser.add_argument("--accounts", type=int, default=300, help="number of accounts")
+    parser.add_argument("--days", type=int, default=120, help="number of calendar days")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--start-date",
+        type=dt.date.fromisoformat,
+        default=dt.date(2025, 1, 1),
+        help="first day, YYYY-MM-DD",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--api-key", default=None, help="default: the settings' key (DAILY_PROFIT_RISK_API_KEY)"
+    )
+    parser.add_argument("--faults", default="", help="server-wide faults, header syntax")
+    parser.add_argument("--no-rate-limit", action="store_true", help="lift the 15 req/s limit")
+    parser.add_argument(
+        "--write-dir",
+        "--out",
+        dest="write_dir",
+        type=Path,
+        help="write plans.csv and ground_truth.parquet here",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        faults = FaultConfig(seed=args.seed).with_header(args.faults)
+    except FaultSpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    data = simulate(
+        SimulationConfig(
+            seed=args.seed,
+            n_accounts=args.accounts,
+            n_days=args.days,
+            start_date=args.start_date,
+        )
+    )
+    print(
+        f"simulated {args.accounts} accounts x {args.days} days in "
+        f"{time.perf_counter() - started:.1f}s: {data.trades_closed.height} closed trades",
+        flush=True,
+    )
+    if args.write_dir:
+        print(f"plans: {data.write_plans_csv(args.write_dir / 'plans.csv')}")
+        print(f"ground truth: {data.write_ground_truth(args.write_dir / 'ground_truth.parquet')}")
+    api_key = args.api_key or get_settings().risk_api_key.get_secret_value()
+    server = SandboxServer(
+        data,
+        api_key=api_key,
+        faults=faults,
+        rate_limit=None if args.no_rate_limit else RateLimit(),
+        host=args.host,
+        port=args.port,
+        warm=True,
+    )
+    with server:
+        print(f"base URL: {server.base_url}")
+        # A key from the environment may be a real secret: only the public one is shown.
+        shown = api_key if api_key == SANDBOX_API_KEY else "(from DAILY_PROFIT_RISK_API_KEY)"
+        print(f"apiKey: {shown}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Start the built-in sandbox once per machine and share it between processes.
+
+Dagster runs each materialisation in its own process, and the UI launches runs at any time, so
+the sandbox cannot live inside one of them. The first process that needs it starts it detached on
+a fixed loopback port; every later one finds it answering there. The same seed and size give the
+same data, so whichever process started it, every run sees one simulated firm.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from daily_profit.config import Settings
+
+SANDBOX_HOST = "127.0.0.1"
+
+
+def sandbox_base_url(settings: Settings) -> str:
+    return f"http://{SANDBOX_HOST}:{settings.sandbox_port}/"
+
+
+def sandbox_info(settings: Settings) -> dict | None:
+    """The running sandbox's description, or None when nothing answers on its port."""
+    try:
+        response = httpx.get(sandbox_base_url(settings) + "_sandbox/info", timeout=2.0)
+    except httpx.TransportError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def _expected(settings: Settings) -> dict[str, object]:
+    return {
+        "seed": settings.sandbox_seed,
+        "n_accounts": settings.sandbox_accounts,
+        "n_days": settings.sandbox_days,
+        "start_date": settings.start_date.isoformat(),
+    }
+
+
+def ensure_sandbox(settings: Settings, *, timeout_s: float = 300.0) -> str:
+    """Base URL of a sandbox serving this configuration, starting one if none is running."""
+    info = sandbox_info(settings)
+    if info is None:
+        _spawn(settings)
+        deadline = time.monotonic() + timeout_s
+        while (info := sandbox_info(settings)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the sandbox did not answer on {sandbox_base_url(settings)} within "
+                    f"{timeout_s:.0f}s; see {_log_path(settings)}"
+                )
+            time.sleep(0.25)
+    expected = _expected(settings)
+    config = info.get("config", {})
+    mismatched = {k: (config.get(k), v) for k, v in expected.items() if config.get(k) != v}
+    if mismatched:
+        raise RuntimeError(
+            f"a sandbox with another configuration already runs on {sandbox_base_url(settings)}: "
+            + ", ".join(
+                f"{k} is {got!r}, configured {want!r}" for k, (got, want) in mismatched.items()
+            )
+            + ". Stop it (./dp sandbox --stop) or set DAILY_PROFIT_SANDBOX_PORT."
+        )
+    return sandbox_base_url(settings)
+
+
+def _log_path(settings: Settings) -> Path:
+    return settings.data_dir / "sandbox.log"
+
+
+def _spawn(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        sys.executable,
+        "-m",
+        "daily_profit.sandbox",
+        "--host",
+        SANDBOX_HOST,
+        "--port",
+        str(settings.sandbox_port),
+        "--seed",
+        str(settings.sandbox_seed),
+        "--accounts",
+        str(settings.sandbox_accounts),
+        "--days",
+        str(settings.sandbox_days),
+        "--start-date",
+        settings.start_date.isoformat(),
+        "--write-dir",
+        str(settings.data_dir),
+    ]
+    # The key reaches the sandbox through the environment (DAILY_PROFIT_RISK_API_KEY), never argv.
+    log = _log_path(settings).open("ab")
+    # A new session: the sandbox outlives the run that started it and ignores its Ctrl-C.
+    subprocess.Popen(
+        args,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ},
+    )
