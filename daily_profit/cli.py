@@ -18,6 +18,8 @@ import warnings
 from daily_profit.config import PROJECT_ROOT, Settings, get_settings
 
 LOCAL_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+# Every event still goes to the instance (and the UI); the terminal gets warnings and errors.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def local_instance():
@@ -73,14 +75,17 @@ def run_main(n_days: int | None) -> int:
     days = _days(settings, n_days)
     with local_instance() as instance:
         reference = defs.get_job_def("raw_reference").execute_in_process(
-            instance=instance, raise_on_error=False
+            instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
         )
         _say(f"raw reference (plans, account master): {_status(reference)}")
         daily_job = defs.get_job_def("raw_daily")
         failed: list[str] = []
         for i, day in enumerate(days, 1):
             result = daily_job.execute_in_process(
-                instance=instance, partition_key=day.isoformat(), raise_on_error=False
+                instance=instance,
+                partition_key=day.isoformat(),
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
             )
             if not result.success:
                 failed.append(day.isoformat())
