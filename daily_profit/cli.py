@@ -91,7 +91,20 @@ def run_main(n_days: int | None) -> int:
                 failed.append(day.isoformat())
             if i % 10 == 0 or i == len(days):
                 _say(f"raw layer: {i}/{len(days)} days ({len(failed)} with failures)")
+        features = defs.get_job_def("features").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG,
+            tags={
+                "dagster/asset_partition_range_start": days[0].isoformat(),
+                "dagster/asset_partition_range_end": days[-1].isoformat(),
+            },
+        )
+        _say(f"staging, features, labels ({len(days)} days in one run): {_status(features)}")
+        if not features.success:
+            failed.append("features")
     _print_raw_summary(settings, days)
+    _print_feature_summary(settings, days)
     if failed:
         _say(f"days with a failed step or blocking check: {', '.join(failed)}")
     _say(f"done in {time.perf_counter() - started:.0f}s. Open the UI on what landed: ./dp ui")
@@ -131,6 +144,28 @@ def _print_raw_summary(settings: Settings, days: list[dt.date]) -> None:
         _say(f"quarantine: {int(reasons['records'].sum()):,} records rejected:")
         for row in reasons.iter_rows(named=True):
             _say(f"  {row['asset']:<22} {row['records']:>6,}  {row['reason']}")
+
+
+def _print_feature_summary(settings: Settings, days: list[dt.date]) -> None:
+    from daily_profit.features.catalog import catalog, feature_set_version
+    from daily_profit.warehouse.io import Warehouse
+
+    store = Warehouse(settings.resolved_warehouse_url)
+    staged = sum(store.partition_row_counts("stg_accounts_daily", days[0], days[-1]).values())
+    featured = sum(store.partition_row_counts("account_features_daily", days[0], days[-1]).values())
+    labels = store.read_partitions(
+        "labels_next_day", days[0], days[-1], columns=["label_status", "label_available"]
+    )
+    _say(
+        f"\nfeatures: {featured:,} live funded account-days x {len(catalog())} features "
+        f"(feature set {feature_set_version()}); staging rows {staged:,}"
+    )
+    if labels.height:
+        counts = labels.group_by("label_status").len().sort("len", descending=True)
+        _say(
+            f"labels: {int(labels['label_available'].sum()):,} usable; "
+            + ", ".join(f"{s}: {n:,}" for s, n in counts.iter_rows())
+        )
 
 
 def run_mlflow_ui(port: int) -> int:

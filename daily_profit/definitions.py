@@ -8,14 +8,16 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+from daily_profit.defs.features.assets import feature_assets  # noqa: E402
+from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
 from daily_profit.defs.raw.assets import raw_assets  # noqa: E402
 from daily_profit.defs.raw.checks import raw_checks  # noqa: E402
 from daily_profit.defs.resources import build_resources  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[*raw_assets],
-    asset_checks=[*raw_checks],
+    assets=[*raw_assets, *feature_assets],
+    asset_checks=[*raw_checks, *feature_checks],
     jobs=jobs,
     resources=build_resources(),
 )

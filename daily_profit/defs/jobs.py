@@ -15,4 +15,10 @@ raw_reference_job = dg.define_asset_job(
     description="Refresh the plans export and the account master.",
 )
 
-jobs = [raw_daily_job, raw_reference_job]
+features_job = dg.define_asset_job(
+    "features",
+    selection=dg.AssetSelection.groups("staging", "features"),
+    description="Staging, features and labels for a range of days, in one vectorised run.",
+)
+
+jobs = [raw_daily_job, raw_reference_job, features_job]

@@ -11,8 +11,9 @@
 No dagster below this package.
 """
 
+from typing import Any
+
 from daily_profit.warehouse.io import Warehouse, WriteResult
-from daily_profit.warehouse.migrate import upgrade
 from daily_profit.warehouse.records import (
     SOURCES,
     ParsedRecords,
@@ -33,3 +34,13 @@ __all__ = [
     "source_spec",
     "upgrade",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing migrate here would make ``python -m daily_profit.warehouse.migrate``
+    # find its own module already imported (runpy's RuntimeWarning).
+    if name == "upgrade":
+        from daily_profit.warehouse.migrate import upgrade
+
+        return upgrade
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

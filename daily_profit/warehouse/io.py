@@ -8,7 +8,7 @@ one clean run.
 
 PostgreSQL: the day's partitions are created first (``dp_ensure_partitions``, its own short
 transaction: an empty partition is harmless, and DDL must not hold the parent's lock during the
-load), then ``TRUNCATE`` of those partitions and ``COPY ... FROM STDIN (FORMAT binary, FREEZE)``
+load), then ``TRUNCATE`` of those partitions and ``COPY ... FROM STDIN (FORMAT binary)``
 through psycopg 3. The binary COPY rows are encoded column-wise by numpy and Arrow kernels (no
 Python loop per row), sorted by the natural key; the same bytes are what a day's checksum
 hashes, so the checksum costs no second serialisation. ``_run_id`` and ``_loaded_at`` come from
@@ -208,11 +208,12 @@ class Warehouse:
         self.engine = create_warehouse_engine(self.url)
         self.dialect = self.engine.dialect.name
         # How the PostgreSQL partitions are cut; "month" exists only to measure the choice
-        # (benchmarks/bulk_load_postgres.py --granularity): it must match the partitions.
+        # (benchmarks/bulk_load_postgres.py --study): it must match the partitions.
         self.granularity: str = PARTITION_GRANULARITY
-        # COPY ... FREEZE into a day partition truncated in the same transaction: rows land
-        # already frozen (no later hint-bit or freeze writes).
-        self.copy_freeze: bool = True
+        # COPY ... FREEZE into the partition truncated in the same transaction would save
+        # later hint-bit and freeze writes, but measured 2x slower to load here (PostgreSQL
+        # 15, benchmarks/README.md): off, kept as a switch to re-measure.
+        self.copy_freeze: bool = False
 
     @classmethod
     def from_settings(cls) -> Warehouse:
@@ -396,8 +397,8 @@ class Warehouse:
         for day, part in parts.items():
             hasher = hashlib.sha256()
             if part.height:
-                # Straight into the day's partition: no per-row partition routing. FREEZE is
-                # allowed as the target was truncated in this transaction: rows land frozen.
+                # Straight into the day's partition: no per-row partition routing. (FREEZE is
+                # allowed, the target being truncated in this transaction; see copy_freeze.)
                 target = partition_name(name, day, "day") if per_day and day else name
                 freeze = ", FREEZE" if self.copy_freeze and (per_day or days is None) else ""
                 sql = f"COPY {_quote(target)} ({columns}) FROM STDIN (FORMAT binary{freeze})"

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--current", action="store_true", help="print the revision only")
     args = parser.parse_args(argv)
     url = args.url or get_settings().resolved_warehouse_url
+    _ensure_sqlite_folder(url)
     shown = sa.engine.make_url(normalise_url(url)).render_as_string(hide_password=True)
     if args.current:
         print(f"{shown}: {current_revision(url) or 'empty'}")

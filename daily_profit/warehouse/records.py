@@ -933,6 +933,11 @@ def parse_records(
     """
     spec = source_spec(source)
     recs: list[dict] = records if isinstance(records, list) else list(records)  # type: ignore[assignment]
+    not_objects: list[object] = []
+    if not set(map(type, recs)) <= {dict}:
+        # A page's "data" holding something else than objects: kept in quarantine too.
+        not_objects = [r for r in recs if not isinstance(r, Mapping)]
+        recs = [r for r in recs if isinstance(r, Mapping)]
     dropped = 0
     if spec.from_text and recs:
         recs, dropped = _last_row_wins(spec, recs)
@@ -972,15 +977,33 @@ def parse_records(
     else:
         # A range parse: file the record under its own date where that date parses.
         dates = columns[spec.partition_column].gather(bad_rows).to_list()
+    quarantine = _quarantine_frame(
+        spec, recs, bad_rows, ["; ".join(reasons.by_row[i]) for i in bad_rows], dates
+    )
+    if not_objects:
+        quarantine = pl.concat([quarantine, _not_objects_frame(spec, not_objects, partition)])
     return ParsedRecords(
         source=spec.name,
         partition=partition,
         valid=frame if keep is None else frame.filter(keep),
-        quarantine=_quarantine_frame(
-            spec, recs, bad_rows, ["; ".join(reasons.by_row[i]) for i in bad_rows], dates
-        ),
+        quarantine=quarantine,
         unknown_fields=_unknown_fields(spec, recs, all_present) if n else {},
         dropped=dropped,
+    )
+
+
+def _not_objects_frame(
+    spec: SourceSpec, items: list[object], partition: dt.date | None
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "source": [spec.name] * len(items),
+            "partition_date": [partition] * len(items),
+            "natural_key": [None] * len(items),
+            "reason": [f"record: expected object, got {type(x).__name__}" for x in items],
+            "raw_payload": [_json_text(x) for x in items],
+        },
+        schema=QUARANTINE_SCHEMA,
     )
 
 

@@ -145,3 +145,8 @@ def table_for(table: str | sa.Table) -> sa.Table:
 def partitioned_tables() -> list[sa.Table]:
     """Tables RANGE-partitioned by date on PostgreSQL."""
     return [t for t in metadata.sorted_tables if t.info.get("partition_column")]
+
+
+# The derived tables (staging, features, labels) register themselves on the same metadata; they
+# import this module, so they come last.
+from daily_profit.warehouse import derived  # noqa: E402, F401

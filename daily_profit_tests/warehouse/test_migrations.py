@@ -104,9 +104,9 @@ def test_downgrade_removes_everything(warehouse_url: str, engine: sa.Engine) -> 
 
 def test_cli_upgrades_the_given_url(warehouse_url: str, capsys: pytest.CaptureFixture) -> None:
     assert migrate.main(["--url", warehouse_url]) == 0
-    assert "empty -> 0001" in capsys.readouterr().out
+    assert f"empty -> {migrate.head_revision()}" in capsys.readouterr().out
     assert migrate.main(["--url", warehouse_url, "--current"]) == 0
-    assert "0001" in capsys.readouterr().out
+    assert migrate.head_revision() in capsys.readouterr().out
 
 
 @pytest.mark.postgres

