@@ -103,8 +103,27 @@ def run_main(n_days: int | None) -> int:
         _say(f"staging, features, labels ({len(days)} days in one run): {_status(features)}")
         if not features.success:
             failed.append("features")
+        model = defs.get_job_def("train_profit_model").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+        )
+        _say(f"profit model (train, log to MLflow, promote): {_status(model)}")
+        predictions = defs.get_job_def("predictions").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG,
+            tags={
+                "dagster/asset_partition_range_start": days[0].isoformat(),
+                "dagster/asset_partition_range_end": days[-1].isoformat(),
+            },
+        )
+        _say(f"daily predictions ({len(days)} days in one run): {_status(predictions)}")
+        if not predictions.success:
+            failed.append("predictions")
+        model_summary = _model_summary(instance, model)
     _print_raw_summary(settings, days)
     _print_feature_summary(settings, days)
+    _say(model_summary)
+    _print_most_at_risk(settings, days)
     if failed:
         _say(f"days with a failed step or blocking check: {', '.join(failed)}")
     _say(f"done in {time.perf_counter() - started:.0f}s. Open the UI on what landed: ./dp ui")
@@ -166,6 +185,68 @@ def _print_feature_summary(settings: Settings, days: list[dt.date]) -> None:
             f"labels: {int(labels['label_available'].sum()):,} usable; "
             + ", ".join(f"{s}: {n:,}" for s, n in counts.iter_rows())
         )
+
+
+def _model_summary(instance, result) -> str:
+    """Test metrics against the baselines, and the promotion decision with its reasons."""
+    import dagster as dg
+
+    materialised = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("profit_model")
+    ]
+    if not materialised:
+        return "\nmodel: training failed, see ./dp ui"
+    meta = materialised[0].materialization.metadata
+    lines = [
+        f"\nmodel version {meta['model_version'].value}: {meta['mlflow_run'].value}",
+        f"test days {meta['test_days'].value}, rows {meta['test_rows'].value}:",
+        meta["test_metrics"].value,
+    ]
+    for check in result.get_asset_check_evaluations():
+        if check.check_name == "champion_promotion":
+            m = check.metadata
+            lines.append(
+                f"promotion: {m['decision'].value} ({m['kind'].value}); champion is version "
+                f"{m['champion_version'].value}"
+            )
+            lines.append(m["reasons"].value)
+            if not check.passed:
+                lines.append("no version qualified as champion: predictions use the challenger")
+    return "\n".join(lines)
+
+
+def _print_most_at_risk(settings: Settings, days: list[dt.date]) -> None:
+    import polars as pl
+
+    from daily_profit.privacy import mask_identities
+    from daily_profit.warehouse.io import Warehouse
+
+    store = Warehouse(settings.resolved_warehouse_url)
+    last = days[-1]
+    predictions = store.read_partitions("daily_predictions", last, last)
+    if predictions.height == 0:
+        _say("no predictions were written")
+        return
+    role = "champion" if (predictions["model_role"] == "champion").any() else "challenger"
+    top = (
+        predictions.filter(pl.col("model_role") == role)
+        .sort("risk_score", descending=True)
+        .head(10)
+        .select(
+            "account_id",
+            pl.col("risk_score").round(1),
+            pl.col("breach_probability").round(3),
+            pl.col("expected_net_profit").round(0),
+            pl.col("p05").round(0),
+            pl.col("p95").round(0),
+            "driver_1_feature",
+        )
+    )
+    _say(f"\nthe ten accounts most at risk on {last + dt.timedelta(days=1)} ({role} model):")
+    with pl.Config(tbl_rows=10, tbl_cols=10, tbl_width_chars=140, tbl_hide_dataframe_shape=True):
+        _say(str(mask_identities(top)))
 
 
 def run_mlflow_ui(port: int) -> int:

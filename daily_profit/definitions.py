@@ -11,13 +11,14 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from daily_profit.defs.features.assets import feature_assets  # noqa: E402
 from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
+from daily_profit.defs.model.assets import model_assets, prediction_checks  # noqa: E402
 from daily_profit.defs.raw.assets import raw_assets  # noqa: E402
 from daily_profit.defs.raw.checks import raw_checks  # noqa: E402
 from daily_profit.defs.resources import build_resources  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *feature_assets],
-    asset_checks=[*raw_checks, *feature_checks],
+    assets=[*raw_assets, *feature_assets, *model_assets],
+    asset_checks=[*raw_checks, *feature_checks, *prediction_checks],
     jobs=jobs,
     resources=build_resources(),
 )

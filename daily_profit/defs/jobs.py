@@ -21,4 +21,16 @@ features_job = dg.define_asset_job(
     description="Staging, features and labels for a range of days, in one vectorised run.",
 )
 
-jobs = [raw_daily_job, raw_reference_job, features_job]
+train_job = dg.define_asset_job(
+    "train_profit_model",
+    selection=dg.AssetSelection.assets("profit_model"),
+    description="Train, log and register a model version; promote it to champion on evidence.",
+)
+
+predictions_job = dg.define_asset_job(
+    "predictions",
+    selection=dg.AssetSelection.assets("daily_predictions"),
+    description="Score a range of days with the champion and, in shadow, the challenger.",
+)
+
+jobs = [raw_daily_job, raw_reference_job, features_job, train_job, predictions_job]

@@ -12,6 +12,11 @@ from pydantic import PrivateAttr
 from daily_profit.api.client import RiskApiClient
 from daily_profit.api.limits import SharedAllowance
 from daily_profit.config import get_settings
+from daily_profit.modeling.tracking import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_REGISTERED_MODEL,
+    TrackingTarget,
+)
 from daily_profit.sandbox.launcher import ensure_sandbox
 from daily_profit.warehouse.io import Warehouse
 
@@ -62,9 +67,34 @@ class RiskApiResource(dg.ConfigurableResource):
         )
 
 
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry: one explicit MLflow run per training materialisation.
+
+    ``tracking_uri`` None means the configured store (by default a local SQLite store and
+    artifact folder under the data folder, fully offline)."""
+
+    tracking_uri: str | None = None
+    experiment_name: str = DEFAULT_EXPERIMENT
+    registered_model_name: str = DEFAULT_REGISTERED_MODEL
+
+    def target(self) -> TrackingTarget:
+        if self.tracking_uri is None:
+            return TrackingTarget.from_settings(
+                get_settings(),
+                experiment_name=self.experiment_name,
+                registered_model_name=self.registered_model_name,
+            )
+        return TrackingTarget(
+            tracking_uri=self.tracking_uri,
+            experiment_name=self.experiment_name,
+            registered_model_name=self.registered_model_name,
+        )
+
+
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     settings = get_settings()
     return {
         "warehouse": WarehouseResource(url=settings.resolved_warehouse_url),
         "risk_api": RiskApiResource(base_url=settings.risk_api_base_url),
+        "mlflow": MlflowResource(),
     }

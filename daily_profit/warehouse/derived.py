@@ -81,3 +81,43 @@ labels_next_day = derived_table(
 )
 
 DERIVED_TABLES = (stg_accounts_daily, account_features_daily, labels_next_day)
+
+
+# One row per account, feature day and model version: a later model adds its own rows for a
+# day and never overwrites another version's (``scored_run_id`` / ``scored_at`` keep who made
+# each prediction and when, whoever rewrites the partition later).
+PREDICTION_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "account_id": pl.String(),
+        "model_version": pl.String(),
+        "model_role": pl.String(),
+        "feature_set_version": pl.String(),
+        "expected_net_profit": pl.Float64(),
+        "p05": pl.Float64(),
+        "p50": pl.Float64(),
+        "p95": pl.Float64(),
+        "breach_probability": pl.Float64(),
+        "risk_score": pl.Float64(),
+        "driver_1_feature": pl.String(),
+        "driver_1_contribution": pl.Float64(),
+        "driver_2_feature": pl.String(),
+        "driver_2_contribution": pl.Float64(),
+        "driver_3_feature": pl.String(),
+        "driver_3_contribution": pl.Float64(),
+        "drivers_method": pl.String(),
+        "in_sample": pl.Boolean(),
+        "history_days": pl.Int64(),
+        "scored_run_id": pl.String(),
+        "scored_at": pl.Datetime("ms", "UTC"),
+    }
+)
+
+daily_predictions = derived_table(
+    "daily_predictions",
+    PREDICTION_SCHEMA,
+    key=("date", "account_id", "model_version"),
+    description="Next-day P&L predictions per account, feature day and model version.",
+)
+
+DERIVED_TABLES = (*DERIVED_TABLES, daily_predictions)

@@ -1,0 +1,136 @@
+"""Probability calibration for the rare loss-limit breach.
+
+The classifier is fitted on the train days with its natural class balance (no re-weighting, which
+would distort probabilities) and a capped step size (``max_delta_step``, XGBoost's advice for
+very unbalanced logistic regression). Its scores are then mapped to probabilities on the
+calibration days:
+
+- ``platt``: a two-parameter logistic map of the score's logit. Two parameters cannot overfit a
+  handful of positives, which is the usual situation for breaches;
+- ``isotonic``: a monotone step function; better in shape but hungry for positives, so it is
+  used only when the calibration days hold at least ``min_isotonic_positives`` breaches.
+
+With no breach (or no non-breach) among the calibration rows nothing can be fitted, and the
+calibrator falls back to the smoothed base rate; that choice is recorded in ``method``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_EPS = 1e-6
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(q) - np.log1p(-q)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass(frozen=True)
+class BreachCalibrator:
+    """A monotone map from raw classifier probability to calibrated probability."""
+
+    method: str  # "platt", "isotonic" or "base_rate"
+    a: float = 1.0
+    b: float = 0.0
+    thresholds: tuple[float, ...] = field(default_factory=tuple)
+    values: tuple[float, ...] = field(default_factory=tuple)
+    base_rate: float = 0.0
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.method == "platt":
+            p = _sigmoid(self.a * logit(raw) + self.b)
+        elif self.method == "isotonic":
+            p = np.interp(raw, np.asarray(self.thresholds), np.asarray(self.values))
+        else:
+            p = np.full(raw.shape, self.base_rate)
+        # Never exactly 0 or 1: a log loss of infinity on one surprising breach helps no one.
+        return np.clip(p, _EPS, 1 - _EPS)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "a": self.a,
+            "b": self.b,
+            "thresholds": list(self.thresholds),
+            "values": list(self.values),
+            "base_rate": self.base_rate,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> BreachCalibrator:
+        return cls(
+            method=str(data["method"]),
+            a=float(data["a"]),  # type: ignore[arg-type]
+            b=float(data["b"]),  # type: ignore[arg-type]
+            thresholds=tuple(float(v) for v in data["thresholds"]),  # type: ignore[attr-defined]
+            values=tuple(float(v) for v in data["values"]),  # type: ignore[attr-defined]
+            base_rate=float(data["base_rate"]),  # type: ignore[arg-type]
+        )
+
+
+def _fit_platt(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Logistic regression of y on one score (L-BFGS; a weak ridge keeps separable data finite)."""
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression(C=100.0, solver="lbfgs", max_iter=1000).fit(score[:, None], y)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def _fit_isotonic(raw: np.ndarray, y: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+    return tuple(float(v) for v in iso.X_thresholds_), tuple(float(v) for v in iso.y_thresholds_)
+
+
+def fit_calibrator(
+    raw: np.ndarray,
+    y: np.ndarray,
+    method: str = "auto",
+    min_isotonic_positives: int = 200,
+) -> BreachCalibrator:
+    """Calibrate raw probabilities on calibration rows; ``method`` auto, platt or isotonic."""
+    y = np.asarray(y, dtype=np.float64)
+    positives = int(y.sum())
+    # Laplace-smoothed base rate: with zero breaches seen the probability is small, not zero.
+    base_rate = (positives + 0.5) / (y.size + 1.0)
+    if positives == 0 or positives == y.size:
+        return BreachCalibrator(method="base_rate", base_rate=base_rate)
+    if method == "auto":
+        method = "isotonic" if positives >= min_isotonic_positives else "platt"
+    if method == "isotonic":
+        thresholds, values = _fit_isotonic(np.asarray(raw, dtype=np.float64), y)
+        return BreachCalibrator(
+            method="isotonic", thresholds=thresholds, values=values, base_rate=base_rate
+        )
+    if method == "platt":
+        a, b = _fit_platt(logit(np.asarray(raw, dtype=np.float64)), y)
+        return BreachCalibrator(method="platt", a=a, b=b, base_rate=base_rate)
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+def fit_score_calibrator(score: np.ndarray, y: np.ndarray) -> BreachCalibrator:
+    """Platt map of an arbitrary monotone risk score (the rule baseline's headroom ratio).
+
+    The score is squashed into (0, 1) first so the same calibrator type serves both.
+    """
+    return fit_calibrator(_sigmoid(np.asarray(score, dtype=np.float64)), y, method="platt")
+
+
+def rule_score(headroom: np.ndarray, typical_move: np.ndarray) -> np.ndarray:
+    """The rule baseline's risk score: how few typical daily moves of headroom are left.
+
+    ``headroom`` is the USD distance to the nearest loss limit (daily loss limit or drawdown
+    floor), ``typical_move`` a trailing mean absolute daily P&L. Higher means riskier. Log
+    space keeps the score usable by a two-parameter logistic map across account sizes.
+    """
+    ratio = np.maximum(headroom, 0.0) / np.maximum(typical_move, 1.0)
+    return -np.log1p(ratio)

@@ -1,0 +1,289 @@
+"""The trained model bundle: everything needed to turn feature rows into predictions.
+
+Four XGBoost boosters share one feature list:
+
+- ``scale``: Tweedie regression of the squared next-day net profit (log link, so always
+  positive); s(x) is its square root, the root-mean-square size of tomorrow's move. It is the
+  unit everything else is measured in. Modelling y^2 rather than |y| tracked the sandbox's true
+  next-day standard deviation better out of time (correlation ~0.9 against ~0.8) and with half
+  the day-to-day drift, which is what keeps conformal coverage stable from calibration to test;
+- ``mean``: squared-error regression of y / s(x), weighted by s(x)^w. For any w this targets the
+  conditional mean (a weighted squared error is still minimised by E[y|x]); w only decides which
+  rows the finite-sample fit listens to (w = 2 is exactly raw-dollar MSE). The expected profit is
+  b * s(x) * f(x), with b in [0, 1] a shrinkage fitted on the calibration days;
+- ``quantile``: multi-quantile regression (p05, p50, p95) of y / s(x), rescaled by s(x), then
+  shifted by the conformal offsets (``conformal.py``);
+- the mean and quantile models see the features plus a few P&L levels in units of s(x)
+  (``mean_matrix``): the account's mean daily P&L so far and its recent means, divided by its
+  scale, which is the very quantity y / s they predict (trees cannot divide by themselves);
+- ``breach``: logistic regression on the features plus the distance to each loss limit in units
+  of s(x), mapped to calibrated probabilities by ``BreachCalibrator``.
+
+The bundle saves to and loads from a folder (UBJSON boosters + one JSON file) bit for bit, so
+the MLflow model reproduces these predictions exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import xgboost as xgb
+
+from daily_profit.modeling.breach import BreachCalibrator
+from daily_profit.modeling.conformal import ConformalOffsets, apply_offsets
+
+BOOSTERS = ("scale", "mean", "quantile", "breach")
+PREDICTION_COLUMNS = (
+    "expected_net_profit",
+    "p05",
+    "p50",
+    "p95",
+    "breach_probability",
+)
+BUNDLE_FORMAT = 1
+
+# A day's typical move is never taken as below one dollar: residuals are divided by it.
+DEFAULT_SCALE_FLOOR = 1.0
+
+
+def feature_matrix(
+    frame: pl.DataFrame | pd.DataFrame,
+    columns: Sequence[str],
+    categories: dict[str, list[str]] | None = None,
+) -> np.ndarray:
+    """The (n, p) float32 matrix XGBoost sees; nulls become NaN (XGBoost's missing value).
+
+    String features (``categories``) become the index of their value in the list learned at
+    training; a value never seen in training becomes missing rather than a wrong code.
+    """
+    if isinstance(frame, pd.DataFrame):
+        frame = pl.from_pandas(frame[list(columns)])
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature columns missing from the frame: {missing}")
+    categories = categories or {}
+    exprs = []
+    for c in columns:
+        if c in categories:
+            codes = {v: float(i) for i, v in enumerate(categories[c])}
+            exprs.append(
+                pl.col(c)
+                .cast(pl.String)
+                .replace_strict(codes, default=None, return_dtype=pl.Float32)
+                .alias(c)
+            )
+        else:
+            exprs.append(pl.col(c).cast(pl.Float32))
+    return frame.select(exprs).to_numpy(order="c").astype(np.float32, copy=False)
+
+
+def learn_categories(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, list[str]]:
+    """Sorted distinct values of each string feature (sorted, so codes do not depend on row order)."""
+    return {
+        c: sorted(v for v in frame[c].unique().to_list() if v is not None)
+        for c in columns
+        if frame.schema[c] in (pl.String, pl.Categorical, pl.Enum)
+    }
+
+
+@dataclass
+class Predictions:
+    """Model outputs for n rows, aligned with the input rows."""
+
+    scale: np.ndarray
+    expected: np.ndarray
+    quantiles: np.ndarray  # (n, 3): p05, p50, p95, calibrated and sorted
+    breach_probability: np.ndarray
+
+    def as_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "expected_net_profit": self.expected,
+                "p05": self.quantiles[:, 0],
+                "p50": self.quantiles[:, 1],
+                "p95": self.quantiles[:, 2],
+                "breach_probability": self.breach_probability,
+            }
+        )
+
+
+@dataclass
+class ModelBundle:
+    """Boosters, conformal offsets, breach calibrator and the feature list they expect."""
+
+    feature_columns: list[str]
+    boosters: dict[str, xgb.Booster]
+    offsets: ConformalOffsets
+    calibrator: BreachCalibrator
+    mean_weight_power: float
+    mean_shrinkage: float = 1.0
+    headroom_columns: list[str] = field(default_factory=list)
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    scale_floor: float = DEFAULT_SCALE_FLOOR
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # -- prediction -------------------------------------------------------------------------
+
+    def set_threads(self, n_threads: int) -> None:
+        for booster in self.boosters.values():
+            booster.set_param({"nthread": n_threads})
+
+    def predict_scale(self, x: np.ndarray) -> np.ndarray:
+        raw = self.boosters["scale"].inplace_predict(x).astype(np.float64)
+        return np.maximum(np.sqrt(raw), self.scale_floor)
+
+    def mean_unit(self, scale: np.ndarray) -> np.ndarray:
+        """What one unit of the mean booster's output is worth in USD for each row."""
+        return self.mean_shrinkage * scale
+
+    @property
+    def mean_inputs(self) -> MeanInputs:
+        return MeanInputs.for_features(self.feature_columns)
+
+    def mean_input_names(self) -> list[str]:
+        """Column names of the mean model's matrix (drivers are named from these)."""
+        return self.feature_columns + self.mean_inputs.names(self.feature_columns)
+
+    def mean_model_matrix(self, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        return mean_matrix(x, scale, self.mean_inputs)
+
+    def breach_inputs(self, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """The breach model's matrix: the features, log scale, and headroom / scale ratios."""
+        return breach_matrix(x, scale, self._headroom_idx())
+
+    def _headroom_idx(self) -> list[int]:
+        return [self.feature_columns.index(c) for c in self.headroom_columns]
+
+    def predict_matrix(self, x: np.ndarray) -> Predictions:
+        scale = self.predict_scale(x)
+        mx = self.mean_model_matrix(x, scale)
+        expected = self.mean_unit(scale) * self.boosters["mean"].inplace_predict(mx).astype(
+            np.float64
+        )
+        q_raw = self.boosters["quantile"].inplace_predict(mx).astype(np.float64) * scale[:, None]
+        quantiles = apply_offsets(q_raw, scale, self.offsets)
+        raw_p = self.boosters["breach"].inplace_predict(self.breach_inputs(x, scale))
+        return Predictions(
+            scale=scale,
+            expected=expected,
+            quantiles=quantiles,
+            breach_probability=self.calibrator(np.asarray(raw_p, dtype=np.float64)),
+        )
+
+    def predict(self, frame: pl.DataFrame | pd.DataFrame) -> Predictions:
+        return self.predict_matrix(self.matrix(frame))
+
+    def matrix(self, frame: pl.DataFrame | pd.DataFrame) -> np.ndarray:
+        return feature_matrix(frame, self.feature_columns, self.categories)
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, booster in self.boosters.items():
+            booster.save_model(folder / f"{name}.ubj")
+        spec = {
+            "format": BUNDLE_FORMAT,
+            "feature_columns": self.feature_columns,
+            "headroom_columns": self.headroom_columns,
+            "categories": self.categories,
+            "offsets": self.offsets.as_dict(),
+            "calibrator": self.calibrator.as_dict(),
+            "mean_weight_power": self.mean_weight_power,
+            "mean_shrinkage": self.mean_shrinkage,
+            "scale_floor": self.scale_floor,
+            "metadata": self.metadata,
+        }
+        # json writes floats with repr(), which round-trips every float64 exactly.
+        (folder / "bundle.json").write_text(json.dumps(spec, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelBundle:
+        spec = json.loads((folder / "bundle.json").read_text())
+        if spec.get("format") != BUNDLE_FORMAT:
+            raise ValueError(f"unknown bundle format {spec.get('format')!r} in {folder}")
+        boosters = {}
+        for name in BOOSTERS:
+            booster = xgb.Booster()
+            booster.load_model(folder / f"{name}.ubj")
+            boosters[name] = booster
+        return cls(
+            feature_columns=list(spec["feature_columns"]),
+            boosters=boosters,
+            offsets=ConformalOffsets(**spec["offsets"]),
+            calibrator=BreachCalibrator.from_dict(spec["calibrator"]),
+            mean_weight_power=float(spec["mean_weight_power"]),
+            mean_shrinkage=float(spec["mean_shrinkage"]),
+            headroom_columns=list(spec["headroom_columns"]),
+            categories={k: list(v) for k, v in spec["categories"].items()},
+            scale_floor=float(spec["scale_floor"]),
+            metadata=dict(spec["metadata"]),
+        )
+
+
+# P&L levels (USD) the mean and quantile models also see divided by s(x), when the frame has them.
+RATIO_SOURCES: tuple[str, ...] = ("pnl_1d", "pnl_sum_1d", "pnl_mean_5d", "pnl_mean_20d")
+# The account's mean daily net P&L over its whole life, rebuilt from the account-state family:
+# starting balance x (return since start + payouts so far) / (age in days + 1).
+TO_DATE_SOURCES: tuple[str, ...] = (
+    "acct_starting_balance",
+    "acct_return_since_start_pct",
+    "acct_payouts_to_date_pct",
+    "acct_age_days",
+)
+TO_DATE_NAME = "pnl_per_day_to_date"
+
+
+@dataclass(frozen=True)
+class MeanInputs:
+    """Which feature columns become extra ratio inputs of the mean and quantile models."""
+
+    ratio_idx: tuple[int, ...] = ()
+    to_date_idx: tuple[int, ...] = ()  # the four TO_DATE_SOURCES, or empty
+
+    @classmethod
+    def for_features(cls, features: Sequence[str]) -> MeanInputs:
+        ratio = tuple(features.index(c) for c in RATIO_SOURCES if c in features)
+        to_date = (
+            tuple(features.index(c) for c in TO_DATE_SOURCES)
+            if all(c in features for c in TO_DATE_SOURCES)
+            else ()
+        )
+        return cls(ratio_idx=ratio, to_date_idx=to_date)
+
+    def names(self, features: Sequence[str]) -> list[str]:
+        out = [f"{features[i]}_per_scale" for i in self.ratio_idx]
+        if self.to_date_idx:
+            out.append(f"{TO_DATE_NAME}_per_scale")
+        return out
+
+
+def mean_matrix(x: np.ndarray, scale: np.ndarray, spec: MeanInputs) -> np.ndarray:
+    """The mean and quantile models' matrix: the features + P&L levels in units of s(x)."""
+    extra = [x[:, i].astype(np.float64) / scale for i in spec.ratio_idx]
+    if spec.to_date_idx:
+        sb, ret, paid, age = (x[:, i].astype(np.float64) for i in spec.to_date_idx)
+        extra.append(sb * (ret + paid) / 100.0 / (age + 1.0) / scale)
+    if not extra:
+        return x
+    return np.hstack([x, np.column_stack(extra).astype(np.float32)])
+
+
+def breach_matrix(x: np.ndarray, scale: np.ndarray, headroom_idx: Sequence[int]) -> np.ndarray:
+    """Features + log s(x) + each loss-limit headroom in units of s(x).
+
+    A breach tomorrow means a loss larger than the headroom; whether that is likely depends on
+    headroom relative to the account's typical move, a ratio trees cannot form by themselves.
+    """
+    extra = [np.log(scale)[:, None]]
+    for i in headroom_idx:
+        extra.append((x[:, i].astype(np.float64) / scale)[:, None])
+    return np.hstack([x, np.hstack(extra).astype(np.float32)])

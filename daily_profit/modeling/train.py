@@ -1,0 +1,711 @@
+"""Training: time-ordered split, time-series hyperparameter search, fit, conformal, calibration.
+
+``train_profit_model`` is what the ``profit_model`` asset calls. It
+
+1. keeps rows with a usable label (``dataset.usable_rows``) and, optionally, the last
+   ``window_days`` feature days;
+2. splits by date into train / calibration / test with gaps (``dataset.split_by_date``);
+3. searches hyperparameters with expanding-window folds inside the train days under a budget
+   of trials and seconds. Trial parameters are drawn up front from the seed, so a run that is
+   stopped by the trial budget is fully deterministic; a run stopped by the clock is
+   deterministic given how many trials it finished (recorded in the search report). The mean
+   model is chosen by fold MSE, the quantile model by fold pinball loss, the breach classifier
+   by fold log loss: proper scores only (never MAE for a mean);
+4. refits the chosen models on all train days with the fold-averaged number of rounds;
+5. calibrates on the calibration days: a shrinkage factor for the mean, conformal offsets for
+   the quantiles, a probability calibrator for breaches;
+6. predicts the test days, which only evaluation sees.
+
+See ``bundle.py`` for what each booster models and why.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import polars as pl
+import xgboost as xgb
+
+from daily_profit.modeling.breach import fit_calibrator
+from daily_profit.modeling.bundle import (
+    DEFAULT_SCALE_FLOOR,
+    MeanInputs,
+    ModelBundle,
+    breach_matrix,
+    feature_matrix,
+    learn_categories,
+    mean_matrix,
+)
+from daily_profit.modeling.conformal import QUANTILES, fit_offsets
+from daily_profit.modeling.dataset import (
+    BREACH,
+    DATE,
+    DEFAULT_USABLE_STATUSES,
+    FEATURE_SET_VERSION,
+    ID,
+    TARGET,
+    DatasetSplit,
+    SplitConfig,
+    check_feature_columns,
+    describe_split,
+    infer_feature_columns,
+    label_dates,
+    split_by_date,
+    time_series_folds,
+    usable_rows,
+)
+from daily_profit.modeling.evaluate import log_loss, pinball_loss
+
+# Headroom columns the breach model turns into "moves of headroom left" when the frame has them
+# (feature catalog names, then the synthetic frame's).
+DEFAULT_HEADROOM_CANDIDATES: tuple[str, ...] = (
+    "rule_daily_loss_headroom_usd",
+    "rule_drawdown_headroom_usd",
+    "dist_daily_loss_limit",
+    "dist_drawdown_floor",
+)
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """How much hyperparameter search to afford: whichever limit is hit first stops it."""
+
+    n_trials: int = 10
+    max_seconds: float = 180.0
+    n_folds: int = 3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    split: SplitConfig = field(default_factory=SplitConfig)
+    budget: SearchBudget = field(default_factory=SearchBudget)
+    window_days: int | None = None
+    usable_statuses: tuple[str, ...] = DEFAULT_USABLE_STATUSES
+    headroom_columns: tuple[str, ...] | None = None  # None: the candidates the frame has
+    # One thread by default: the data are small (a fit takes tenths of a second), and OpenMP's
+    # spin-waiting makes a multi-threaded fit 10-30x slower whenever another process holds the
+    # cores (parallel Dagster runs, pytest-xdist), as measured on the 2-core dev machine.
+    n_threads: int | None = 1
+    max_rounds: int = 500
+    early_stopping_rounds: int = 30
+    calibration_method: str = "auto"
+    scale_floor: float = DEFAULT_SCALE_FLOOR
+
+    def threads(self) -> int:
+        return self.n_threads or os.cpu_count() or 1
+
+
+# -- hyperparameters ---------------------------------------------------------------------------
+
+# 64 histogram bins instead of 256: several times faster histograms on ~170 features, and no
+# measurable loss on data this noisy.
+MAX_BIN = 64
+
+DEFAULT_TRIAL: dict[str, float] = {
+    "max_depth": 4,
+    "learning_rate": 0.05,
+    "min_child_weight": 10.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "mean_weight_power": 1.0,
+    "quantile_weight_power": 1.0,
+}
+
+# The scale model is not searched: it only sets units, and a smooth, strongly regularised fit
+# is what a unit should be (its in-sample predictions also feed the other models). Shallow trees
+# and a variance power near 1 held up best out of time on the sandbox (against its true std);
+# its number of rounds comes from the folds' early stopping.
+SCALE_PARAMS: dict[str, Any] = {
+    "objective": "reg:tweedie",
+    "tweedie_variance_power": 1.2,
+    "max_depth": 3,
+    "learning_rate": 0.05,
+    "min_child_weight": 30.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 5.0,
+}
+
+
+def sample_trials(n: int, seed: int) -> list[dict[str, float]]:
+    """Trial 0 is a sensible default; the rest are random draws from the seed."""
+    rng = np.random.default_rng(seed)
+    trials = [dict(DEFAULT_TRIAL)]
+    for _ in range(max(0, n - 1)):
+        trials.append(
+            {
+                "max_depth": int(rng.integers(2, 7)),
+                "learning_rate": float(np.exp(rng.uniform(np.log(0.03), np.log(0.2)))),
+                "min_child_weight": float(np.exp(rng.uniform(np.log(1.0), np.log(200.0)))),
+                "subsample": float(rng.uniform(0.6, 1.0)),
+                "colsample_bytree": float(rng.uniform(0.5, 1.0)),
+                "reg_lambda": float(np.exp(rng.uniform(np.log(0.1), np.log(20.0)))),
+                "mean_weight_power": float(rng.choice([0.0, 1.0, 2.0])),
+                "quantile_weight_power": float(rng.choice([0.0, 1.0])),
+            }
+        )
+    return trials[:n]
+
+
+def _tree_params(trial: dict[str, float], seed: int, threads: int) -> dict[str, Any]:
+    return {
+        "tree_method": "hist",
+        "max_bin": MAX_BIN,
+        "max_depth": int(trial["max_depth"]),
+        "learning_rate": trial["learning_rate"],
+        "min_child_weight": trial["min_child_weight"],
+        "subsample": trial["subsample"],
+        "colsample_bytree": trial["colsample_bytree"],
+        "reg_lambda": trial["reg_lambda"],
+        "seed": seed,
+        "nthread": threads,
+    }
+
+
+# -- data for one fit --------------------------------------------------------------------------
+
+
+@dataclass
+class _Part:
+    """One segment's arrays."""
+
+    x: np.ndarray
+    y: np.ndarray
+    breach: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        frame: pl.DataFrame,
+        features: Sequence[str],
+        categories: dict[str, list[str]],
+    ) -> _Part:
+        breach = (
+            frame[BREACH].cast(pl.Float64).to_numpy()
+            if BREACH in frame.columns
+            else np.zeros(frame.height)
+        )
+        return cls(
+            x=feature_matrix(frame, features, categories),
+            y=frame[TARGET].cast(pl.Float64).to_numpy(),
+            breach=breach,
+        )
+
+
+def _normalised_weights(scale: np.ndarray, power: float) -> np.ndarray:
+    # Mean 1 keeps min_child_weight meaning the same thing whatever the power.
+    w = scale**power
+    return w / w.mean()
+
+
+def _train(
+    params: dict[str, Any],
+    dtrain: xgb.DMatrix,
+    rounds: int,
+    dvalid: xgb.DMatrix | None = None,
+    early_stopping: int | None = None,
+) -> tuple[xgb.Booster, int]:
+    """A booster and its number of useful rounds (best iteration + 1 with early stopping)."""
+    evals = [(dvalid, "valid")] if dvalid is not None else []
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=rounds,
+        evals=evals,
+        early_stopping_rounds=early_stopping if dvalid is not None else None,
+        verbose_eval=False,
+    )
+    if dvalid is not None and early_stopping:
+        return booster, int(booster.best_iteration) + 1
+    return booster, rounds
+
+
+def _fit_scale(
+    part: _Part, rounds: int, seed: int, threads: int, valid: _Part | None = None, es: int = 0
+) -> tuple[xgb.Booster, int]:
+    params = {
+        **SCALE_PARAMS,
+        "tree_method": "hist",
+        "max_bin": MAX_BIN,
+        "seed": seed,
+        "nthread": threads,
+    }
+    dtrain = _qdm(part.x, np.square(part.y), None, threads)
+    dvalid = _qdm(valid.x, np.square(valid.y), None, threads, ref=dtrain) if valid else None
+    return _train(params, dtrain, rounds, dvalid, es or None)
+
+
+def _predict_scale(booster: xgb.Booster, x: np.ndarray, floor: float, n_rounds: int) -> np.ndarray:
+    raw = booster.inplace_predict(x, iteration_range=(0, n_rounds)).astype(np.float64)
+    return np.maximum(np.sqrt(raw), floor)
+
+
+def _qdm(
+    x: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray | None,
+    threads: int,
+    ref: xgb.QuantileDMatrix | None = None,
+) -> xgb.QuantileDMatrix:
+    """Training matrix with its histogram cuts computed once (validation reuses the fit's)."""
+    return xgb.QuantileDMatrix(
+        x, label=label, weight=weight, nthread=threads, max_bin=MAX_BIN, ref=ref
+    )
+
+
+def _mean_dmatrix(
+    part: _Part,
+    scale: np.ndarray,
+    power: float,
+    spec: MeanInputs,
+    threads: int,
+    ref: xgb.QuantileDMatrix | None = None,
+) -> xgb.QuantileDMatrix:
+    return _qdm(
+        mean_matrix(part.x, scale, spec),
+        part.y / scale,
+        _normalised_weights(scale, power),
+        threads,
+        ref,
+    )
+
+
+def _breach_dmatrix(
+    part: _Part,
+    scale: np.ndarray,
+    headroom_idx: list[int],
+    threads: int,
+    ref: xgb.QuantileDMatrix | None = None,
+) -> xgb.QuantileDMatrix:
+    return _qdm(breach_matrix(part.x, scale, headroom_idx), part.breach, None, threads, ref)
+
+
+def _mean_params(trial: dict[str, float], seed: int, threads: int) -> dict[str, Any]:
+    return {**_tree_params(trial, seed, threads), "objective": "reg:squarederror"}
+
+
+def _quantile_params(trial: dict[str, float], seed: int, threads: int) -> dict[str, Any]:
+    return {
+        **_tree_params(trial, seed, threads),
+        "objective": "reg:quantileerror",
+        "quantile_alpha": np.array(QUANTILES),
+    }
+
+
+def _breach_params(
+    trial: dict[str, float], seed: int, threads: int, monotone: Sequence[int]
+) -> dict[str, Any]:
+    return {
+        **_tree_params(trial, seed, threads),
+        "objective": "binary:logistic",
+        "eval_metric": "logloss",
+        # XGBoost's advice for very unbalanced logistic regression: cap each leaf's step.
+        "max_delta_step": 1.0,
+        "monotone_constraints": "(" + ",".join(str(m) for m in monotone) + ")",
+    }
+
+
+def breach_monotone(features: Sequence[str], n_headroom: int) -> list[int]:
+    """Monotone constraints of the breach model's columns (features, log s, headroom / s).
+
+    More room before a loss limit never makes a breach likelier, so every headroom column
+    (the catalog's ``*headroom*`` features and the headroom / s ratios) may only lower the
+    probability. With a few dozen breaches to learn from, that prior knowledge is worth more
+    than the freedom trees would otherwise use to fit noise.
+    """
+    return [-1 if "headroom" in name else 0 for name in features] + [0] + [-1] * n_headroom
+
+
+def fit_mean_shrinkage(y: np.ndarray, pred: np.ndarray) -> float:
+    """The factor in [0, 1] that minimises the calibration days' squared error of b * pred.
+
+    Daily P&L is mostly noise and heavy-tailed, so a mean model picked by noisy fold MSE can be
+    overconfident; measured on days it never saw, b shrinks it toward zero (b = 0: the model
+    knows nothing, predict no P&L; b = 1: keep it as is). One parameter on ~2,000 rows cannot
+    overfit, and it can only lower the calibration MSE.
+    """
+    denom = float(np.dot(pred, pred))
+    if denom <= 0.0:
+        return 0.0
+    return float(np.clip(np.dot(y, pred) / denom, 0.0, 1.0))
+
+
+def mean_pinball(y: np.ndarray, q: np.ndarray, levels: Sequence[float] = QUANTILES) -> float:
+    """Mean pinball loss over the quantile levels (q is (n, len(levels)))."""
+    return float(np.mean([pinball_loss(y, q[:, j], tau) for j, tau in enumerate(levels)]))
+
+
+# -- search ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _FoldData:
+    """One fold's arrays and its training matrices, built once and shared by every trial."""
+
+    fit: _Part
+    valid: _Part
+    scale_fit: np.ndarray
+    scale_valid: np.ndarray
+    threads: int
+    spec: MeanInputs
+    _cache: dict[tuple[str, float], tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]] = field(
+        default_factory=dict
+    )
+
+    def normalised(self, power: float) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
+        """Fit and validation matrices of y / s weighted by s^power."""
+        key = ("normalised", power)
+        if key not in self._cache:
+            d_fit = _mean_dmatrix(self.fit, self.scale_fit, power, self.spec, self.threads)
+            d_val = _mean_dmatrix(
+                self.valid, self.scale_valid, power, self.spec, self.threads, d_fit
+            )
+            self._cache[key] = (d_fit, d_val)
+        return self._cache[key]
+
+    @cached_property
+    def valid_mean_matrix(self) -> np.ndarray:
+        return mean_matrix(self.valid.x, self.scale_valid, self.spec)
+
+    def breach(self, headroom_idx: list[int]) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
+        key = ("breach", 0.0)
+        if key not in self._cache:
+            d_fit = _breach_dmatrix(self.fit, self.scale_fit, headroom_idx, self.threads)
+            d_val = _breach_dmatrix(self.valid, self.scale_valid, headroom_idx, self.threads, d_fit)
+            self._cache[key] = (d_fit, d_val)
+        return self._cache[key]
+
+
+@dataclass
+class TrialResult:
+    index: int
+    params: dict[str, float]
+    mse: float
+    pinball: float
+    breach_log_loss: float
+    mean_rounds: int
+    quantile_rounds: int
+    breach_rounds: int
+    seconds: float
+
+
+@dataclass
+class SearchReport:
+    trials: list[TrialResult]
+    best_mean: int
+    best_quantile: int
+    best_breach: int
+    scale_rounds: int
+    n_folds: int
+    stopped_by: str  # "trials" or "seconds"
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "trials": [t.__dict__ for t in self.trials],
+            "best_mean": self.best_mean,
+            "best_quantile": self.best_quantile,
+            "best_breach": self.best_breach,
+            "scale_rounds": self.scale_rounds,
+            "n_folds": self.n_folds,
+            "stopped_by": self.stopped_by,
+            "seconds": self.seconds,
+        }
+
+
+def _run_trial(
+    index: int,
+    trial: dict[str, float],
+    folds: list[_FoldData],
+    headroom_idx: list[int],
+    monotone: Sequence[int],
+    config: TrainConfig,
+) -> TrialResult:
+    started = time.perf_counter()
+    threads, seed, es = config.threads(), config.seed, config.early_stopping_rounds
+    mses, pins, lls, r_mean, r_q, r_b = [], [], [], [], [], []
+    for fold in folds:
+        # Mean: squared error on y / s, scored in dollars.
+        d_fit, d_val = fold.normalised(trial["mean_weight_power"])
+        booster, n = _train(_mean_params(trial, seed, threads), d_fit, config.max_rounds, d_val, es)
+        pred = fold.scale_valid * booster.inplace_predict(
+            fold.valid_mean_matrix, iteration_range=(0, n)
+        ).astype(np.float64)
+        mses.append(float(np.mean((fold.valid.y - pred) ** 2)))
+        r_mean.append(n)
+        # Quantiles: pinball on y / s, scored in dollars.
+        d_fit, d_val = fold.normalised(trial["quantile_weight_power"])
+        booster, n = _train(
+            _quantile_params(trial, seed, threads), d_fit, config.max_rounds, d_val, es
+        )
+        q = booster.inplace_predict(fold.valid_mean_matrix, iteration_range=(0, n)).astype(
+            np.float64
+        )
+        pins.append(mean_pinball(fold.valid.y, q * fold.scale_valid[:, None]))
+        r_q.append(n)
+        # Breach: log loss; a fold without any breach to learn from scores the base rate.
+        if 0 < fold.fit.breach.sum() < fold.fit.breach.size:
+            d_fit, d_val = fold.breach(headroom_idx)
+            booster, n = _train(
+                _breach_params(trial, seed, threads, monotone),
+                d_fit,
+                config.max_rounds,
+                d_val,
+                es,
+            )
+            p = booster.inplace_predict(
+                breach_matrix(fold.valid.x, fold.scale_valid, headroom_idx),
+                iteration_range=(0, n),
+            )
+            lls.append(log_loss(fold.valid.breach, np.asarray(p, dtype=np.float64)))
+            r_b.append(n)
+        else:
+            rate = (fold.fit.breach.sum() + 0.5) / (fold.fit.breach.size + 1.0)
+            lls.append(log_loss(fold.valid.breach, np.full(fold.valid.y.size, rate)))
+    return TrialResult(
+        index=index,
+        params=trial,
+        mse=float(np.mean(mses)),
+        pinball=float(np.mean(pins)),
+        breach_log_loss=float(np.mean(lls)),
+        mean_rounds=max(1, round(float(np.mean(r_mean)))),
+        quantile_rounds=max(1, round(float(np.mean(r_q)))),
+        breach_rounds=max(1, round(float(np.mean(r_b)))) if r_b else 50,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def search(
+    train: pl.DataFrame,
+    features: Sequence[str],
+    categories: dict[str, list[str]],
+    headroom_idx: list[int],
+    config: TrainConfig,
+) -> SearchReport:
+    """Expanding-window time-series CV over the train days under the configured budget."""
+    started = time.perf_counter()
+    threads, seed = config.threads(), config.seed
+    folds_frames = time_series_folds(
+        train, n_folds=config.budget.n_folds, gap_days=config.split.gap_days
+    )
+    folds: list[_FoldData] = []
+    scale_rounds: list[int] = []
+    for fold in folds_frames:
+        fit, valid = (
+            _Part.of(fold.fit, features, categories),
+            _Part.of(fold.valid, features, categories),
+        )
+        booster, n = _fit_scale(
+            fit, config.max_rounds, seed, threads, valid, config.early_stopping_rounds
+        )
+        scale_rounds.append(n)
+        folds.append(
+            _FoldData(
+                fit=fit,
+                valid=valid,
+                scale_fit=_predict_scale(booster, fit.x, config.scale_floor, n),
+                scale_valid=_predict_scale(booster, valid.x, config.scale_floor, n),
+                threads=threads,
+                spec=MeanInputs.for_features(features),
+            )
+        )
+    results: list[TrialResult] = []
+    stopped_by = "trials"
+    for i, trial in enumerate(sample_trials(config.budget.n_trials, seed)):
+        if results and time.perf_counter() - started > config.budget.max_seconds:
+            stopped_by = "seconds"
+            break
+        monotone = breach_monotone(features, len(headroom_idx))
+        results.append(_run_trial(i, trial, folds, headroom_idx, monotone, config))
+    return SearchReport(
+        trials=results,
+        best_mean=min(results, key=lambda r: r.mse).index,
+        best_quantile=min(results, key=lambda r: r.pinball).index,
+        best_breach=min(results, key=lambda r: r.breach_log_loss).index,
+        scale_rounds=max(1, round(float(np.mean(scale_rounds)))),
+        n_folds=len(folds),
+        stopped_by=stopped_by,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# -- the whole fit -----------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    bundle: ModelBundle
+    split: DatasetSplit
+    search: SearchReport
+    test_predictions: pl.DataFrame  # account_id, date, label columns and the predictions
+    calibration_predictions: pl.DataFrame
+    description: dict[str, Any]
+    seconds: float
+
+
+def resolve_headroom(
+    frame: pl.DataFrame, config: TrainConfig, features: Sequence[str]
+) -> list[str]:
+    wanted = (
+        config.headroom_columns
+        if config.headroom_columns is not None
+        else DEFAULT_HEADROOM_CANDIDATES
+    )
+    return [c for c in wanted if c in features and c in frame.columns]
+
+
+def restrict_window(frame: pl.DataFrame, window_days: int | None) -> pl.DataFrame:
+    """The last ``window_days`` distinct feature days of the frame (all when None)."""
+    if window_days is None:
+        return frame
+    days = frame[DATE].unique().sort().to_list()[-window_days:]
+    return frame.filter(pl.col(DATE).is_in(days))
+
+
+def predictions_frame(rows: pl.DataFrame, bundle: ModelBundle) -> pl.DataFrame:
+    """Keys, labels and the bundle's predictions (plus scale s(x)) for each row."""
+    preds = bundle.predict(rows)
+    keep = [c for c in (ID, DATE, TARGET, BREACH) if c in rows.columns]
+    return pl.concat(
+        [
+            rows.select(keep),
+            preds.as_frame(),
+            pl.DataFrame({"scale": preds.scale}),
+        ],
+        how="horizontal",
+    )
+
+
+def train_profit_model(
+    frame: pl.DataFrame,
+    feature_columns: Sequence[str] | None = None,
+    config: TrainConfig | None = None,
+) -> TrainResult:
+    """Train, calibrate and test the three-output next-day P&L model on a window of rows.
+
+    ``frame``: account_id, date, the feature columns, next_day_net_profit, next_day_breached,
+    label_status (optional label_date, feature_set_version). Rows with unusable labels are
+    dropped here, so the caller may pass the raw join of features and labels.
+    """
+    started = time.perf_counter()
+    config = config or TrainConfig()
+    features = list(feature_columns) if feature_columns else infer_feature_columns(frame)
+    check_feature_columns(features)
+    rows = restrict_window(usable_rows(frame, config.usable_statuses), config.window_days)
+    rows = rows.sort([DATE, ID])  # a fixed row order keeps the fit deterministic
+    split = split_by_date(rows, config.split)
+    headroom = resolve_headroom(rows, config, features)
+    headroom_idx = [features.index(c) for c in headroom]
+    threads, seed = config.threads(), config.seed
+
+    # String features are coded from the train days only, like everything else that is learned.
+    categories = learn_categories(split.train, features)
+    report = search(split.train, features, categories, headroom_idx, config)
+    trials = {t.index: t for t in report.trials}
+    best_mean, best_q, best_b = (
+        trials[report.best_mean],
+        trials[report.best_quantile],
+        trials[report.best_breach],
+    )
+
+    spec = MeanInputs.for_features(features)
+    train = _Part.of(split.train, features, categories)
+    scale_booster, _ = _fit_scale(train, report.scale_rounds, seed, threads)
+    scale_train = _predict_scale(scale_booster, train.x, config.scale_floor, report.scale_rounds)
+    mean_booster, _ = _train(
+        _mean_params(best_mean.params, seed, threads),
+        _mean_dmatrix(train, scale_train, best_mean.params["mean_weight_power"], spec, threads),
+        best_mean.mean_rounds,
+    )
+    quantile_booster, _ = _train(
+        _quantile_params(best_q.params, seed, threads),
+        _mean_dmatrix(train, scale_train, best_q.params["quantile_weight_power"], spec, threads),
+        best_q.quantile_rounds,
+    )
+    breach_booster, _ = _train(
+        _breach_params(best_b.params, seed, threads, breach_monotone(features, len(headroom))),
+        _breach_dmatrix(train, scale_train, headroom_idx, threads),
+        best_b.breach_rounds if 0 < train.breach.sum() < train.breach.size else 1,
+    )
+
+    # Calibration days: mean shrinkage, conformal offsets on the raw quantiles, breach
+    # probability map.
+    cal = _Part.of(split.calibration, features, categories)
+    scale_cal = _predict_scale(scale_booster, cal.x, config.scale_floor, report.scale_rounds)
+    cal_mx = mean_matrix(cal.x, scale_cal, spec)
+    shrinkage = fit_mean_shrinkage(
+        cal.y, scale_cal * mean_booster.inplace_predict(cal_mx).astype(np.float64)
+    )
+    q_raw = quantile_booster.inplace_predict(cal_mx).astype(np.float64) * scale_cal[:, None]
+    offsets = fit_offsets(q_raw, cal.y, scale_cal)
+    raw_p = breach_booster.inplace_predict(breach_matrix(cal.x, scale_cal, headroom_idx))
+    calibrator = fit_calibrator(
+        np.asarray(raw_p, dtype=np.float64), cal.breach, method=config.calibration_method
+    )
+
+    versions = (
+        sorted(rows[FEATURE_SET_VERSION].unique().to_list())
+        if FEATURE_SET_VERSION in rows.columns
+        else []
+    )
+    ranges = split.ranges()
+    bundle = ModelBundle(
+        feature_columns=features,
+        boosters={
+            "scale": scale_booster,
+            "mean": mean_booster,
+            "quantile": quantile_booster,
+            "breach": breach_booster,
+        },
+        offsets=offsets,
+        calibrator=calibrator,
+        mean_weight_power=best_mean.params["mean_weight_power"],
+        mean_shrinkage=shrinkage,
+        headroom_columns=headroom,
+        categories=categories,
+        scale_floor=config.scale_floor,
+        metadata={
+            "seed": seed,
+            "feature_set_versions": versions,
+            "train_window": ranges["train"].as_dict(),
+            "calibration_window": ranges["calibration"].as_dict(),
+            "test_window": ranges["test"].as_dict(),
+            # The last day whose label any fitted part saw: later feature days are out of sample.
+            "fit_label_end": str(label_dates(split.calibration).max()),
+            "params": {
+                "mean": best_mean.params,
+                "quantile": best_q.params,
+                "breach": best_b.params,
+                "scale": dict(SCALE_PARAMS),
+                "rounds": {
+                    "scale": report.scale_rounds,
+                    "mean": best_mean.mean_rounds,
+                    "quantile": best_q.quantile_rounds,
+                    "breach": best_b.breach_rounds,
+                },
+            },
+        },
+    )
+    bundle.set_threads(threads)
+
+    description = describe_split(split)
+    description["features"] = features
+    description["headroom_columns"] = headroom
+    description["feature_set_versions"] = versions
+    return TrainResult(
+        bundle=bundle,
+        split=split,
+        search=report,
+        test_predictions=predictions_frame(split.test, bundle),
+        calibration_predictions=predictions_frame(split.calibration, bundle),
+        description=description,
+        seconds=time.perf_counter() - started,
+    )
