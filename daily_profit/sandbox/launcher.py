@@ -67,7 +67,29 @@ def ensure_sandbox(settings: Settings, *, timeout_s: float = 300.0) -> str:
             )
             + ". Stop it (./dp sandbox --stop) or set DAILY_PROFIT_SANDBOX_PORT."
         )
+    _ensure_exports(settings)
     return sandbox_base_url(settings)
+
+
+def _ensure_exports(settings: Settings) -> None:
+    """The plans export and ground truth in this data folder, even when the running sandbox
+    was started from another checkout (it wrote them into its own). Same seed, same files."""
+    plans = settings.data_dir / "plans.csv"
+    truth = settings.data_dir / "ground_truth.parquet"
+    if plans.exists() and truth.exists():
+        return
+    from daily_profit.sandbox.simulation import SimulationConfig, simulate
+
+    data = simulate(
+        SimulationConfig(
+            seed=settings.sandbox_seed,
+            n_accounts=settings.sandbox_accounts,
+            n_days=settings.sandbox_days,
+            start_date=settings.start_date,
+        )
+    )
+    data.write_plans_csv(plans)
+    data.write_ground_truth(truth)
 
 
 def _log_path(settings: Settings) -> Path:
