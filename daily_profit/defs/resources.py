@@ -19,6 +19,7 @@ from daily_profit.modeling.tracking import (
 )
 from daily_profit.sandbox.launcher import ensure_sandbox
 from daily_profit.warehouse.io import Warehouse
+from daily_profit.warehouse.migrate import upgrade
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -30,6 +31,9 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         if self._warehouse is None:
+            # A run launched from the UI on a fresh warehouse must not need a separate migrate
+            # step; at head this is one query.
+            upgrade(self.url)
             self._warehouse = Warehouse(self.url)
         return self._warehouse
 
