@@ -91,15 +91,7 @@ def run_main(n_days: int | None) -> int:
                 failed.append(day.isoformat())
             if i % 10 == 0 or i == len(days):
                 _say(f"raw layer: {i}/{len(days)} days ({len(failed)} with failures)")
-        features = defs.get_job_def("features").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-            tags={
-                "dagster/asset_partition_range_start": days[0].isoformat(),
-                "dagster/asset_partition_range_end": days[-1].isoformat(),
-            },
-        )
+        features = _range_run(defs, "features", instance, days)
         _say(f"staging, features, labels ({len(days)} days in one run): {_status(features)}")
         if not features.success:
             failed.append("features")
@@ -107,15 +99,7 @@ def run_main(n_days: int | None) -> int:
             instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
         )
         _say(f"profit model (train, log to MLflow, promote): {_status(model)}")
-        predictions = defs.get_job_def("predictions").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-            tags={
-                "dagster/asset_partition_range_start": days[0].isoformat(),
-                "dagster/asset_partition_range_end": days[-1].isoformat(),
-            },
-        )
+        predictions = _range_run(defs, "predictions", instance, days)
         _say(f"daily predictions ({len(days)} days in one run): {_status(predictions)}")
         if not predictions.success:
             failed.append("predictions")
@@ -128,6 +112,19 @@ def run_main(n_days: int | None) -> int:
         _say(f"days with a failed step or blocking check: {', '.join(failed)}")
     _say(f"done in {time.perf_counter() - started:.0f}s. Open the UI on what landed: ./dp ui")
     return 0 if not failed else 1
+
+
+def _range_run(defs, job: str, instance, days: list[dt.date]):
+    """One run over the whole range of days, as a single-run backfill from the UI does."""
+    return defs.get_job_def(job).execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET_RUN_CONFIG,
+        tags={
+            "dagster/asset_partition_range_start": days[0].isoformat(),
+            "dagster/asset_partition_range_end": days[-1].isoformat(),
+        },
+    )
 
 
 def _status(result) -> str:
