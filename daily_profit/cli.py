@@ -95,6 +95,10 @@ def run_main(n_days: int | None) -> int:
         _say(f"staging, features, labels ({len(days)} days in one run): {_status(features)}")
         if not features.success:
             failed.append("features")
+        desk = defs.get_job_def("desk_summary").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+        )
+        _say(f"desk account performance summary: {_status(desk)}")
         model = defs.get_job_def("train_profit_model").execute_in_process(
             instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
         )

@@ -17,7 +17,8 @@ raw_reference_job = dg.define_asset_job(
 
 features_job = dg.define_asset_job(
     "features",
-    selection=dg.AssetSelection.groups("staging", "features"),
+    selection=dg.AssetSelection.groups("staging", "features")
+    - dg.AssetSelection.assets("account_performance_summary"),
     description="Staging, features and labels for a range of days, in one vectorised run.",
 )
 
@@ -33,4 +34,17 @@ predictions_job = dg.define_asset_job(
     description="Score a range of days with the champion and, in shadow, the challenger.",
 )
 
-jobs = [raw_daily_job, raw_reference_job, features_job, train_job, predictions_job]
+desk_summary_job = dg.define_asset_job(
+    "desk_summary",
+    selection=dg.AssetSelection.assets("account_performance_summary"),
+    description="Refresh the desk's account performance summary.",
+)
+
+jobs = [
+    raw_daily_job,
+    raw_reference_job,
+    features_job,
+    desk_summary_job,
+    train_job,
+    predictions_job,
+]

@@ -15,6 +15,7 @@ from daily_profit.ingestion import sources
 from daily_profit.ingestion.ingest import ingest_api_source, ingest_plans_csv, known_account_ids
 from daily_profit.sandbox.server import SandboxServer
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
+from daily_profit.warehouse.desk import refresh_summary
 from daily_profit.warehouse.io import Warehouse
 from daily_profit.warehouse.migrate import upgrade
 
@@ -99,3 +100,34 @@ def test_rerunning_a_range_keeps_one_row_per_account_day(loaded_warehouse):
         assert result.success
     features = store.read_partitions("account_features_daily", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
     assert features.select("date", "account_id").is_unique().all()
+
+
+def test_the_desk_summary_refreshes_after_the_features(loaded_warehouse):
+    store = loaded_warehouse
+    result = dg.materialize(
+        feature_assets,
+        resources={"warehouse": WarehouseResource(url=store.url)},
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={
+            "dagster/asset_partition_range_start": FIRST_FEATURE_DAY.isoformat(),
+            "dagster/asset_partition_range_end": LAST_FEATURE_DAY.isoformat(),
+        },
+        selection=["stg_accounts_daily"],
+    )
+    assert result.success
+    summary = dg.materialize(
+        feature_assets,
+        resources={"warehouse": WarehouseResource(url=store.url)},
+        instance=dg.DagsterInstance.ephemeral(),
+        selection=["account_performance_summary"],
+    )
+    assert summary.success
+    [event] = summary.get_asset_materialization_events()
+    staging = store.read_partitions("stg_accounts_daily", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
+    assert event.materialization.metadata["accounts"].value == staging["account_id"].n_unique()
+    daily = store.read_partitions("raw_metrics_daily", START, START + dt.timedelta(days=N_DAYS))
+    one = staging["account_id"][0]
+    lifetime = daily.filter(daily["account_id"] == one)["net_profit"].sum()
+    frame = refresh_summary(store)
+    row = frame.filter(frame["account_id"] == one)
+    assert abs(row["lifetime_net_profit"][0] - lifetime) < 0.01

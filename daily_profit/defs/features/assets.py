@@ -28,6 +28,7 @@ from daily_profit.features.pipeline import (
     label_horizon_end,
     required_history_start,
 )
+from daily_profit.warehouse.desk import refresh_summary
 from daily_profit.warehouse.io import Warehouse
 
 STAGING_GROUP = "staging"
@@ -245,4 +246,37 @@ def labels_next_day(
     yield from checks.label_evaluations(frame, features, days)
 
 
-feature_assets = [stg_accounts_daily, account_features_daily, labels_next_day]
+@dg.asset(
+    group_name=FEATURES_GROUP,
+    deps=["stg_accounts_daily", "account_features_daily", "raw_metrics_daily"],
+    kinds={"sql"},
+    tags={"layer": "desk"},
+)
+def account_performance_summary(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """For the desk, one row per funded account: lifetime, last-5-day and last-20-day net
+    profit, win rate over active days, worst drawdown of end-of-day equity from its peak, and
+    today's distance to the daily loss limit and to the drawdown floor. A materialised view on
+    PostgreSQL (refreshed here, concurrently, so readers never wait); a view on SQLite."""
+    started = time.perf_counter()
+    summary = refresh_summary(warehouse.get())
+    return dg.MaterializeResult(
+        metadata={
+            "accounts": summary.height,
+            "duration_s": round(time.perf_counter() - started, 3),
+            "closest_to_daily_loss_limit": preview(
+                summary.sort("dist_daily_loss_usd", nulls_last=True).head(10)
+            )
+            if summary.height
+            else "no funded accounts yet",
+        }
+    )
+
+
+feature_assets = [
+    stg_accounts_daily,
+    account_features_daily,
+    labels_next_day,
+    account_performance_summary,
+]
