@@ -19,6 +19,8 @@ from daily_profit.config import PROJECT_ROOT, Settings, get_settings
 
 LOCAL_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 # Every event still goes to the instance (and the UI); the terminal gets warnings and errors.
+# model_performance partitions the main job fills (one short run each).
+PERFORMANCE_DAYS = 10
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -107,6 +109,18 @@ def run_main(n_days: int | None) -> int:
         _say(f"daily predictions ({len(days)} days in one run): {_status(predictions)}")
         if not predictions.success:
             failed.append("predictions")
+        outcomes = _range_run(defs, "score_outcomes", instance, days)
+        _say(f"prediction outcomes: {_status(outcomes)}")
+        performance_job = defs.get_job_def("daily_model_performance")
+        # The last days' performance, one partition each (the UI plots them over time).
+        for day in days[-PERFORMANCE_DAYS - 1 : -1]:
+            performance_job.execute_in_process(
+                instance=instance,
+                partition_key=day.isoformat(),
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
+            )
+        _say(f"model performance: the last {PERFORMANCE_DAYS} days with outcomes")
         model_summary = _model_summary(instance, model)
     _print_raw_summary(settings, days)
     _print_feature_summary(settings, days)

@@ -40,7 +40,21 @@ desk_summary_job = dg.define_asset_job(
     description="Refresh the desk's account performance summary.",
 )
 
+outcomes_job = dg.define_asset_job(
+    "score_outcomes",
+    selection=dg.AssetSelection.assets("prediction_outcomes"),
+    description="Realised D+1 against predictions, for a range of days in one run.",
+)
+
+performance_job = dg.define_asset_job(
+    "daily_model_performance",
+    selection=dg.AssetSelection.assets("model_performance"),
+    description="One day's metrics per model (launch a backfill for a plot over time).",
+)
+
 jobs = [
+    outcomes_job,
+    performance_job,
     raw_daily_job,
     raw_reference_job,
     features_job,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from daily_profit.features.catalog import output_schema as feature_schema
 from daily_profit.features.labels import LABEL_SCHEMA
 from daily_profit.features.staging import STAGING_SCHEMA
+from daily_profit.modeling.outcomes import OUTCOME_SCHEMA
 from daily_profit.warehouse.tables import LOADED_AT, RUN_ID, metadata
 
 
@@ -121,3 +122,13 @@ daily_predictions = derived_table(
 )
 
 DERIVED_TABLES = (*DERIVED_TABLES, daily_predictions)
+
+
+prediction_outcomes = derived_table(
+    "prediction_outcomes",
+    OUTCOME_SCHEMA,
+    key=("date", "account_id", "model_version"),
+    description="Each prediction of feature day D against what happened on D+1.",
+)
+
+DERIVED_TABLES = (*DERIVED_TABLES, prediction_outcomes)

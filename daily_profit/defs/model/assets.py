@@ -15,9 +15,10 @@ import polars as pl
 
 from daily_profit.config import get_settings
 from daily_profit.defs.metadata import json_value, preview
-from daily_profit.defs.partitions import daily_partitions, days_in_window
+from daily_profit.defs.partitions import daily_partitions, days_in_window, partition_day
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.features.labels import LABEL_SCHEMA
+from daily_profit.modeling import outcomes as outcomes_core
 from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result
 from daily_profit.modeling.promotion import promote_challenger
 from daily_profit.modeling.scoring import score_accounts
@@ -28,6 +29,7 @@ from daily_profit.warehouse.io import Warehouse
 
 MODEL_GROUP = "model"
 PREDICTIONS_GROUP = "predictions"
+MONITORING_GROUP = "monitoring"
 CHAMPION_PROMOTION = "champion_promotion"
 LABEL_COLUMNS = [c for c in LABEL_SCHEMA.names() if c not in ("date", "account_id")]
 LITTLE_HISTORY_DAYS = 5
@@ -344,4 +346,64 @@ def _prediction_check(name: str, description: str) -> dg.AssetChecksDefinition:
 
 
 prediction_checks = [_prediction_check(n, d) for n, d in PREDICTION_CHECKS.items()]
-model_assets = [profit_model, daily_predictions]
+
+
+@dg.asset(
+    group_name=MONITORING_GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["daily_predictions", "labels_next_day"],
+    kinds={"polars", "sql"},
+    tags={"layer": "monitoring"},
+)
+def prediction_outcomes(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """What each model version predicted for D+1 against what happened, per account: the
+    error of the expected P&L, whether the outcome fell inside the 90% interval, and the
+    realised breach, with new accounts (under 5 days of history) marked. A day fills in once
+    D+1 has been ingested; rerun the last days as new data arrives."""
+    days = days_in_window(context.partition_time_window)
+    store = warehouse.get()
+    outcomes = outcomes_core.prediction_outcomes(
+        store.read_partitions("daily_predictions", days[0], days[-1]),
+        store.read_partitions("labels_next_day", days[0], days[-1]),
+    )
+    written = store.replace_partitions(
+        "prediction_outcomes", outcomes, dates=days, run_id=context.run.run_id
+    )
+    overall = outcomes_core.performance_by_role(outcomes)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written.total_rows,
+            "days": len(days),
+            **{k: v for k, v in overall.items() if v == v},
+            "preview": preview(outcomes),
+        }
+    )
+
+
+@dg.asset(
+    group_name=MONITORING_GROUP,
+    partitions_def=daily_partitions,
+    deps=["prediction_outcomes"],
+    kinds={"polars"},
+    tags={"layer": "monitoring"},
+)
+def model_performance(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """How the champion and the challenger did on one day's realised outcomes: RMSE, interval
+    score, coverage of the 90% interval, direction accuracy, breach Brier and recall, with new
+    accounts apart. One partition per day, so the UI plots each metric over time (asset ->
+    Plots)."""
+    day = partition_day(context.partition_key)
+    outcomes = warehouse.get().read_partitions("prediction_outcomes", day, day)
+    metrics = outcomes_core.performance_by_role(outcomes)
+    # NaN (no breach that day, no new account) is left out: the plots show gaps, not zeros.
+    return dg.MaterializeResult(
+        metadata={k: float(v) for k, v in metrics.items() if v == v} | {"rows": outcomes.height}
+    )
+
+
+model_assets = [profit_model, daily_predictions, prediction_outcomes, model_performance]
