@@ -1,0 +1,153 @@
+"""The model layer through Dagster: train, log, register and promote, then predict a range of
+days with champion and challenger rows kept per model version; outcomes once D+1 is known."""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from daily_profit.api.client import RiskApiClient
+from daily_profit.defs.features.assets import feature_assets
+from daily_profit.defs.model.assets import CHAMPION_PROMOTION, model_assets, prediction_checks
+from daily_profit.defs.resources import MlflowResource, WarehouseResource
+from daily_profit.ingestion import sources
+from daily_profit.ingestion.ingest import ingest_api_source, ingest_plans_csv, known_account_ids
+from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version
+from daily_profit.sandbox.server import SandboxServer
+from daily_profit.sandbox.simulation import SimulationConfig, simulate
+from daily_profit.warehouse.io import Warehouse
+from daily_profit.warehouse.migrate import upgrade
+
+START = dt.date(2025, 1, 1)
+N_DAYS = 50
+FIRST, LAST = dt.date(2025, 1, 2), dt.date(2025, 2, 15)
+RANGE_TAGS = {
+    "dagster/asset_partition_range_start": FIRST.isoformat(),
+    "dagster/asset_partition_range_end": LAST.isoformat(),
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A SQLite warehouse with 50 sandbox days landed and their features and labels built."""
+    tmp = tmp_path_factory.mktemp("model_layer")
+    url = f"sqlite:///{tmp / 'warehouse.sqlite'}"
+    upgrade(url)
+    warehouse = Warehouse(url)
+    data = simulate(SimulationConfig(n_accounts=200, n_days=N_DAYS, seed=7))
+    with SandboxServer(data, rate_limit=None) as server:
+        client = RiskApiClient(server.base_url, server.api_key)
+        ingest_plans_csv(warehouse, data.write_plans_csv(tmp / "plans.csv"), run_id="setup")
+        ingest_api_source(client, warehouse, sources.METRICS_ALLTIME, None, run_id="setup")
+        known = known_account_ids(warehouse)
+        for i in range(N_DAYS):
+            for source in sources.DAILY_API_SOURCES:
+                day = START + dt.timedelta(days=i)
+                ingest_api_source(client, warehouse, source, day, run_id="s", known_accounts=known)
+        client.close()
+    built = dg.materialize(
+        feature_assets[:3],
+        resources={"warehouse": WarehouseResource(url=url)},
+        instance=dg.DagsterInstance.ephemeral(),
+        tags=RANGE_TAGS,
+    )
+    assert built.success
+    yield warehouse
+    warehouse.dispose()
+
+
+def _train(store, mlflow, instance, n_trials: int, seed: int) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        model_assets,
+        selection=["profit_model"],
+        resources={"warehouse": WarehouseResource(url=store.url), "mlflow": mlflow},
+        instance=instance,
+        run_config={
+            "ops": {
+                "profit_model": {
+                    "config": {"n_trials": n_trials, "max_search_seconds": 60, "seed": seed}
+                }
+            }
+        },
+        raise_on_error=False,
+    )
+
+
+def test_train_promote_predict_and_keep_every_version(store, tmp_path):
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.sqlite'}")
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = _train(store, mlflow, instance, n_trials=1, seed=0)
+    [materialised] = first.get_asset_materialization_events()
+    meta = materialised.materialization.metadata
+    assert meta["model_version"].value == "1"
+    assert meta["mlflow_run"].value.startswith("http")
+    [decision] = [
+        e for e in first.get_asset_check_evaluations() if e.check_name == CHAMPION_PROMOTION
+    ]
+    assert decision.metadata["decision"].value in {"promoted", "kept"}
+    assert decision.metadata["reasons"].value  # the reasons are always visible
+    target = mlflow.target()
+    assert load_version(target, alias=CHALLENGER).version == "1"
+    champion = load_version(target, alias=CHAMPION)
+    assert (champion is not None) == decision.passed
+
+    predicted = dg.materialize(
+        [*model_assets, *prediction_checks],
+        selection=["daily_predictions"],
+        resources={"warehouse": WarehouseResource(url=store.url), "mlflow": mlflow},
+        instance=instance,
+        tags=RANGE_TAGS,
+    )
+    assert predicted.success
+    rows = store.read_partitions("daily_predictions", FIRST, LAST)
+    features = store.read_partitions("account_features_daily", FIRST, LAST)
+    assert rows.filter(pl.col("model_version") == "1").height == features.height
+    assert (rows["p05"] <= rows["p50"]).all() and (rows["p50"] <= rows["p95"]).all()
+    assert rows["in_sample"].any() and not rows["in_sample"].all()
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("daily_predictions"), "quantiles_ordered"), limit=200
+    )
+    # One result per day of the range (plus the range summary of the declared check).
+    assert len({r.partition for r in records if r.partition}) == (LAST - FIRST).days + 1
+
+    # A second training with other settings: a new challenger, compared with reasons recorded;
+    # its predictions are added beside version 1's, never over them.
+    second = _train(store, mlflow, instance, n_trials=2, seed=1)
+    assert (
+        second.get_asset_materialization_events()[0].materialization.metadata["model_version"].value
+        == "2"
+    )
+    [decision2] = [
+        e for e in second.get_asset_check_evaluations() if e.check_name == CHAMPION_PROMOTION
+    ]
+    assert decision2.metadata["challenger_version"].value == "2"
+    assert decision2.metadata["reasons"].value
+    version_one_before = rows.filter(pl.col("model_version") == "1").drop("scored_run_id")
+    again = dg.materialize(
+        model_assets,
+        selection=["daily_predictions"],
+        resources={"warehouse": WarehouseResource(url=store.url), "mlflow": mlflow},
+        instance=instance,
+        tags=RANGE_TAGS,
+    )
+    assert again.success
+    after = store.read_partitions("daily_predictions", FIRST, LAST)
+    assert set(after["model_version"].unique()) == {"1", "2"}
+    assert (
+        after.filter(pl.col("model_version") == "1")
+        .drop("scored_run_id")
+        .equals(version_one_before)
+    )
+
+    outcomes = dg.materialize(
+        model_assets,
+        selection=["prediction_outcomes"],
+        resources={"warehouse": WarehouseResource(url=store.url), "mlflow": mlflow},
+        instance=instance,
+        tags=RANGE_TAGS,
+    )
+    assert outcomes.success
+    realised = store.read_partitions("prediction_outcomes", FIRST, LAST)
+    assert realised.height > 0 and set(realised["model_version"].unique()) == {"1", "2"}
