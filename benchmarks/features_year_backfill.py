@@ -22,16 +22,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import dagster as dg
+QUICK = "--quick" in sys.argv
+ACCOUNTS, DAYS = (300, 60) if QUICK else (2000, 365)
+# With the sandbox the daily partitions end on its last simulated day: make it the year.
+os.environ["DAILY_PROFIT_SANDBOX_DAYS"] = str(DAYS)
 
-from benchmarks._common import log, report, scratch_postgres_database
-from daily_profit.defs.features.assets import feature_assets
-from daily_profit.defs.resources import WarehouseResource
-from daily_profit.sandbox.simulation import SimulationConfig, simulate
-from daily_profit.warehouse.io import Warehouse
-from daily_profit.warehouse.migrate import upgrade
-from daily_profit.warehouse.records import source_spec
-from daily_profit_tests.support import raw_frames_from_sandbox
+import dagster as dg  # noqa: E402
+
+from benchmarks._common import log, report, scratch_postgres_database  # noqa: E402
+from daily_profit.defs.features.assets import feature_assets  # noqa: E402
+from daily_profit.defs.resources import WarehouseResource  # noqa: E402
+from daily_profit.sandbox.simulation import SimulationConfig, simulate  # noqa: E402
+from daily_profit.warehouse.io import Warehouse  # noqa: E402
+from daily_profit.warehouse.migrate import upgrade  # noqa: E402
+from daily_profit.warehouse.records import source_spec  # noqa: E402
+from daily_profit_tests.support import raw_frames_from_sandbox  # noqa: E402
 
 FLOOR_SECONDS = 600.0
 
@@ -53,8 +58,8 @@ def load_raw(store: Warehouse, config: SimulationConfig) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    accounts, days = (300, 60) if args.quick else (2000, 365)
+    parser.parse_args()  # --quick is read before the imports (it sizes the partitions)
+    accounts, days = ACCOUNTS, DAYS
     config = SimulationConfig(n_accounts=accounts, n_days=days, seed=7)
     first, last = config.start_date, config.start_date + dt.timedelta(days=days - 1)
     with scratch_postgres_database(prefix="dp_bench_backfill") as url:
