@@ -6,18 +6,15 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from daily_profit.api.client import RiskApiClient
 from daily_profit.defs.features.assets import feature_assets
 from daily_profit.defs.features.checks import COVERAGE, LABEL_COVERAGE, feature_checks
 from daily_profit.defs.resources import WarehouseResource
 from daily_profit.features.catalog import feature_set_version, output_columns
-from daily_profit.ingestion import sources
-from daily_profit.ingestion.ingest import ingest_api_source, ingest_plans_csv, known_account_ids
-from daily_profit.sandbox.server import SandboxServer
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
 from daily_profit.warehouse.desk import refresh_summary
 from daily_profit.warehouse.io import Warehouse
 from daily_profit.warehouse.migrate import upgrade
+from daily_profit_tests.defs.landing import land_raw_layer
 
 START = dt.date(2025, 1, 1)
 N_DAYS = 24
@@ -35,17 +32,7 @@ def loaded_warehouse(warehouse_url, sandbox_data, tmp_path):
     """The raw layer of the sandbox's days, landed through the raw assets' own code path."""
     upgrade(warehouse_url)
     store = Warehouse(warehouse_url)
-    plans = sandbox_data.write_plans_csv(tmp_path / "plans.csv")
-    with SandboxServer(sandbox_data, rate_limit=None) as server:
-        client = RiskApiClient(server.base_url, server.api_key)
-        ingest_plans_csv(store, plans, run_id="setup")
-        ingest_api_source(client, store, sources.METRICS_ALLTIME, None, run_id="setup")
-        known = known_account_ids(store)
-        for i in range(N_DAYS):
-            day = START + dt.timedelta(days=i)
-            for source in sources.DAILY_API_SOURCES:
-                ingest_api_source(client, store, source, day, run_id="setup", known_accounts=known)
-        client.close()
+    land_raw_layer(store, sandbox_data, tmp_path)
     yield store
     store.dispose()
 

@@ -7,19 +7,15 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from daily_profit.api.client import RiskApiClient
 from daily_profit.defs.features.assets import feature_assets
 from daily_profit.defs.model.assets import CHAMPION_PROMOTION, model_assets, prediction_checks
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
-from daily_profit.ingestion import sources
-from daily_profit.ingestion.ingest import ingest_api_source, ingest_plans_csv, known_account_ids
 from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version
-from daily_profit.sandbox.server import SandboxServer
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
 from daily_profit.warehouse.io import Warehouse
 from daily_profit.warehouse.migrate import upgrade
+from daily_profit_tests.defs.landing import land_raw_layer
 
-START = dt.date(2025, 1, 1)
 N_DAYS = 50
 FIRST, LAST = dt.date(2025, 1, 2), dt.date(2025, 2, 15)
 RANGE_TAGS = {
@@ -36,16 +32,7 @@ def store(tmp_path_factory):
     upgrade(url)
     warehouse = Warehouse(url)
     data = simulate(SimulationConfig(n_accounts=200, n_days=N_DAYS, seed=7))
-    with SandboxServer(data, rate_limit=None) as server:
-        client = RiskApiClient(server.base_url, server.api_key)
-        ingest_plans_csv(warehouse, data.write_plans_csv(tmp / "plans.csv"), run_id="setup")
-        ingest_api_source(client, warehouse, sources.METRICS_ALLTIME, None, run_id="setup")
-        known = known_account_ids(warehouse)
-        for i in range(N_DAYS):
-            for source in sources.DAILY_API_SOURCES:
-                day = START + dt.timedelta(days=i)
-                ingest_api_source(client, warehouse, source, day, run_id="s", known_accounts=known)
-        client.close()
+    land_raw_layer(warehouse, data, tmp)
     built = dg.materialize(
         feature_assets[:3],
         resources={"warehouse": WarehouseResource(url=url)},
