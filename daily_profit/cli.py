@@ -14,8 +14,12 @@ import subprocess
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 from daily_profit.config import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:
+    from daily_profit.warehouse.io import Warehouse
 
 LOCAL_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 # Every event still goes to the instance (and the UI); the terminal gets warnings and errors.
@@ -122,10 +126,14 @@ def run_main(n_days: int | None) -> int:
             )
         _say(f"model performance: the last {PERFORMANCE_DAYS} days with outcomes")
         model_summary = _model_summary(instance, model)
-    _print_raw_summary(settings, days)
-    _print_feature_summary(settings, days)
+    from daily_profit.warehouse.io import Warehouse
+
+    store = Warehouse(settings.resolved_warehouse_url)
+    _print_raw_summary(store, days)
+    _print_feature_summary(store, days)
     _say(model_summary)
-    _print_most_at_risk(settings, days)
+    _print_most_at_risk(store, days)
+    store.dispose()
     if failed:
         _say(f"days with a failed step or blocking check: {', '.join(failed)}")
     _say(f"done in {time.perf_counter() - started:.0f}s. Open the UI on what landed: ./dp ui")
@@ -155,11 +163,9 @@ def _safe_url(url: str) -> str:
     return sa.make_url(url).render_as_string(hide_password=True)
 
 
-def _print_raw_summary(settings: Settings, days: list[dt.date]) -> None:
+def _print_raw_summary(store: Warehouse, days: list[dt.date]) -> None:
     from daily_profit.ingestion.sources import DAILY_API_SOURCES, METRICS_ALLTIME
-    from daily_profit.warehouse.io import Warehouse
 
-    store = Warehouse(settings.resolved_warehouse_url)
     _say(f"\nwhat landed ({days[0]} .. {days[-1]}):")
     for table in ["raw_plans", METRICS_ALLTIME.table]:
         _say(f"  {table:<22} {store.read_table(table).height:>10,} rows")
@@ -180,11 +186,9 @@ def _print_raw_summary(settings: Settings, days: list[dt.date]) -> None:
             _say(f"  {row['asset']:<22} {row['records']:>6,}  {row['reason']}")
 
 
-def _print_feature_summary(settings: Settings, days: list[dt.date]) -> None:
+def _print_feature_summary(store: Warehouse, days: list[dt.date]) -> None:
     from daily_profit.features.catalog import catalog, feature_set_version
-    from daily_profit.warehouse.io import Warehouse
 
-    store = Warehouse(settings.resolved_warehouse_url)
     staged = sum(store.partition_row_counts("stg_accounts_daily", days[0], days[-1]).values())
     featured = sum(store.partition_row_counts("account_features_daily", days[0], days[-1]).values())
     labels = store.read_partitions(
@@ -232,13 +236,11 @@ def _model_summary(instance, result) -> str:
     return "\n".join(lines)
 
 
-def _print_most_at_risk(settings: Settings, days: list[dt.date]) -> None:
+def _print_most_at_risk(store: Warehouse, days: list[dt.date]) -> None:
     import polars as pl
 
     from daily_profit.privacy import mask_identities
-    from daily_profit.warehouse.io import Warehouse
 
-    store = Warehouse(settings.resolved_warehouse_url)
     last = days[-1]
     predictions = store.read_partitions("daily_predictions", last, last)
     if predictions.height == 0:

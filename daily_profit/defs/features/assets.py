@@ -6,6 +6,7 @@ writes the range in one transaction, and still records every day's own check res
 """
 
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Iterator
 
@@ -84,8 +85,6 @@ def _write(
 
 
 def _digest(checksums: dict) -> str:
-    import hashlib
-
     joined = "".join(f"{k}:{v}" for k, v in sorted(checksums.items(), key=lambda kv: str(kv[0])))
     return hashlib.sha256(joined.encode()).hexdigest()
 
