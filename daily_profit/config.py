@@ -51,6 +51,15 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow tracking URI; default a SQLite store under data_dir.",
     )
+    trading_weekdays: str = Field(
+        default="mon,tue,wed,thu,fri",
+        description="Weekdays that are trading sessions (comma separated, or a range mon-fri).",
+    )
+    trading_holidays: list[dt.date] = Field(
+        default_factory=list,
+        description="Dates that are not sessions although their weekday is, as a JSON list "
+        '(\'["2025-12-25", "2026-01-01"]\'). Known ahead: configure a holiday before it.',
+    )
     sandbox_seed: int = 7
     sandbox_port: int = 8765
     sandbox_accounts: int = 300
