@@ -60,6 +60,23 @@ class Settings(BaseSettings):
         description="Dates that are not sessions although their weekday is, as a JSON list "
         '(\'["2025-12-25", "2026-01-01"]\'). Known ahead: configure a holiday before it.',
     )
+    dagster_ui_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="Base URL of the Dagster UI, for the run links in alerts.",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack-compatible incoming webhook for alerts (a secret: it embeds a token).",
+    )
+    alert_smtp_host: str | None = Field(default=None, description="SMTP server for alert email.")
+    alert_smtp_port: int = 25
+    alert_smtp_username: str | None = None
+    alert_smtp_password: SecretStr | None = None
+    alert_smtp_starttls: bool = False
+    alert_email_from: str = "daily-profit@localhost"
+    alert_email_to: list[str] = Field(
+        default_factory=list, description="Alert recipients, a JSON list: '[\"desk@firm.com\"]'."
+    )
     sandbox_seed: int = 7
     sandbox_port: int = 8765
     sandbox_accounts: int = 300
