@@ -1,0 +1,71 @@
+"""Feature drift against the training reference: PSI, KS and the importance-weighted score."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from daily_profit.monitoring.drift import DriftReference, build_reference, compare, psi
+
+
+def _frame(rng: np.random.Generator, n: int, shift: float = 0.0, regime: str = "BALANCED"):
+    return pl.DataFrame(
+        {
+            "pnl_mean_5d": rng.normal(shift, 1.0, n),
+            "trades_1d": rng.integers(0, 5, n),
+            "volatility_regime": [regime] * (n // 2) + ["COMPRESSED"] * (n - n // 2),
+        }
+    )
+
+
+FEATURES = ["pnl_mean_5d", "trades_1d", "volatility_regime"]
+
+
+def test_a_day_like_training_is_stable_and_a_shifted_one_drifts() -> None:
+    rng = np.random.default_rng(1)
+    ref = build_reference(_frame(rng, 5_000), FEATURES, {"pnl_mean_5d": 3.0, "trades_1d": 1.0})
+    same = compare(ref, _frame(rng, 800))
+    assert same.max_psi < 0.05
+    shifted = compare(ref, _frame(rng, 800, shift=1.0))
+    drift = {f.name: f for f in shifted.features}
+    assert drift["pnl_mean_5d"].psi > 0.25 and drift["pnl_mean_5d"].level == "large"
+    assert drift["pnl_mean_5d"].ks is not None and drift["pnl_mean_5d"].ks > 0.3
+    assert drift["trades_1d"].ks is None, "KS only where the feature is continuous"
+    assert shifted.top(1)[0].name == "pnl_mean_5d"
+    # Importance shares: 3/4 of the model leans on the drifting feature.
+    assert shifted.weighted_psi == pytest.approx(0.75 * drift["pnl_mean_5d"].psi, rel=0.1)
+
+
+def test_a_category_never_seen_in_training_shows_as_drift() -> None:
+    rng = np.random.default_rng(2)
+    ref = build_reference(_frame(rng, 2_000), FEATURES)
+    report = compare(ref, _frame(rng, 500, regime="DISPERSED"))
+    regime = next(f for f in report.features if f.name == "volatility_regime")
+    assert regime.psi > 0.25
+
+
+def test_nulls_appearing_are_drift() -> None:
+    rng = np.random.default_rng(3)
+    ref = build_reference(_frame(rng, 2_000), FEATURES)
+    day = _frame(rng, 500).with_columns(
+        pl.when(pl.int_range(pl.len()) % 2 == 0)
+        .then(None)
+        .otherwise(pl.col("pnl_mean_5d"))
+        .alias("pnl_mean_5d")
+    )
+    assert next(f for f in compare(ref, day).features if f.name == "pnl_mean_5d").psi > 0.25
+
+
+def test_reference_survives_json_and_a_missing_feature_is_an_error() -> None:
+    rng = np.random.default_rng(4)
+    ref = build_reference(_frame(rng, 1_000), FEATURES)
+    again = DriftReference.from_json(ref.to_json())
+    day = _frame(rng, 300, shift=0.5)
+    assert compare(again, day).frame().equals(compare(ref, day).frame())
+    with pytest.raises(ValueError, match="trades_1d"):
+        compare(ref, day.drop("trades_1d"))
+
+
+def test_psi_of_identical_shares_is_zero() -> None:
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
