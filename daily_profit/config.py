@@ -60,6 +60,18 @@ class Settings(BaseSettings):
         description="Dates that are not sessions although their weekday is, as a JSON list "
         '(\'["2025-12-25", "2026-01-01"]\'). Known ahead: configure a holiday before it.',
     )
+    raw_quarantine_max_share: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="A raw source-day of at least raw_quarantine_min_records records fails its "
+        "audit (and is not published) when more than this share of them is quarantined.",
+    )
+    raw_quarantine_min_records: int = Field(
+        default=50,
+        ge=1,
+        description="Below this many records a source-day fails only when none of them is valid.",
+    )
     dagster_ui_url: str = Field(
         default="http://127.0.0.1:3000",
         description="Base URL of the Dagster UI, for the run links in alerts.",

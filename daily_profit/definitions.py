@@ -8,7 +8,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from daily_profit.defs.features.assets import feature_assets  # noqa: E402
+from daily_profit.defs.features.assets import feature_assets, guard_checks  # noqa: E402
 from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
 from daily_profit.defs.model.assets import model_assets, prediction_checks  # noqa: E402
@@ -18,7 +18,7 @@ from daily_profit.defs.resources import build_resources  # noqa: E402
 
 defs = dg.Definitions(
     assets=[*raw_assets, *feature_assets, *model_assets],
-    asset_checks=[*raw_checks, *feature_checks, *prediction_checks],
+    asset_checks=[*raw_checks, *feature_checks, *guard_checks, *prediction_checks],
     jobs=jobs,
     resources=build_resources(),
 )

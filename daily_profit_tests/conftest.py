@@ -36,6 +36,19 @@ def _isolated_data_dir(tmp_path_factory) -> Iterator[None]:
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch):
+    """Set DAILY_PROFIT_* settings for one test: ``settings_env(raw_quarantine_max_share=0.5)``."""
+
+    def apply(**values: object) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"DAILY_PROFIT_{name.upper()}", str(value))
+        get_settings.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -21,9 +21,19 @@ import polars as pl
 
 from daily_profit.api.client import FetchResult, RiskApiClient
 from daily_profit.ingestion.account_ids import resolve_account_ids
+from daily_profit.ingestion.audit import (
+    CheckOutcome,
+    FetchCounts,
+    Outcome,
+    QuarantineThreshold,
+    audit_batch,
+    decide,
+    describe_failure,
+    failed_blocking,
+)
 from daily_profit.ingestion.sources import METRICS_ALLTIME, ApiSource
-from daily_profit.warehouse.io import Warehouse
-from daily_profit.warehouse.records import parse_records, source_spec
+from daily_profit.warehouse.io import PublicationAttempt, Warehouse, WriteResult
+from daily_profit.warehouse.records import SourceSpec, parse_records, source_spec
 
 # How many conflicting repeats a report keeps by key (the count is always complete).
 CONFLICT_SAMPLE = 20
@@ -54,6 +64,22 @@ class IngestReport:
     checksum: str = ""
     frame: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
     quarantine: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+    # The audit of the new rows, and what it let the write do.
+    checks: list[CheckOutcome] = field(default_factory=list)
+    outcome: Outcome = Outcome.PUBLISHED
+    waiver_reason: str | None = None
+
+    @property
+    def failed_checks(self) -> list[CheckOutcome]:
+        return failed_blocking(self.checks)
+
+    @property
+    def failure(self) -> str | None:
+        """The message naming the day, each failed blocking check and its numbers."""
+        failed = self.failed_checks
+        if not failed or self.outcome.published_now:
+            return None
+        return describe_failure(self.table, self.partition, failed, self.outcome)
 
     @property
     def accounted(self) -> int:
@@ -97,8 +123,16 @@ def ingest_api_source(
     *,
     run_id: str,
     known_accounts: pl.DataFrame | None = None,
+    threshold: QuarantineThreshold | None = None,
+    waiver_reason: str | None = None,
 ) -> IngestReport:
-    """Fetch, validate and land one partition (``day``) or snapshot (``day=None``) of a source."""
+    """Fetch, validate, audit and land one partition (``day``) or snapshot (``day=None``).
+
+    The new rows replace the published ones only when the audit's blocking checks pass, or
+    when an operator gives a ``waiver_reason`` (recorded with the attempt). Otherwise the
+    published rows stay and the attempt's rows are kept in the quarantine: ``report.failure``
+    says why and ``report.outcome`` what became of the day.
+    """
     started = time.perf_counter()
     # Fields the contract does not name are counted by the parser, never a conflict.
     fetched = client.fetch_all(
@@ -111,14 +145,27 @@ def ingest_api_source(
     resolution = None
     if "account_id" in valid.columns:
         valid, resolution = resolve_account_ids(valid, known_accounts)
-    if day is None:
-        written = warehouse.replace_table(
-            source.table, valid, run_id=run_id, quarantine=parsed.quarantine
-        )
-    else:
-        written = warehouse.replace_partitions(
-            source.table, valid, dates=[day], run_id=run_id, quarantine=parsed.quarantine
-        )
+    counts = FetchCounts(
+        api_total=fetched.total,
+        landed=valid.height,
+        quarantined=parsed.quarantine.height,
+        recovered=fetched.recovered,
+        identical_duplicates=fetched.identical_duplicates,
+        conflicting_duplicates=fetched.conflicting_duplicates,
+        shortfall=fetched.shortfall,
+        unknown_fields=parsed.unknown_fields,
+    )
+    checks, outcome, attempt, written = _audited_write(
+        warehouse,
+        source.spec,
+        valid,
+        parsed.quarantine,
+        counts,
+        day,
+        run_id=run_id,
+        threshold=threshold,
+        waiver_reason=waiver_reason,
+    )
     return IngestReport(
         table=source.table,
         partition=day,
@@ -141,11 +188,63 @@ def ingest_api_source(
         checksum=written.checksums[day],
         frame=valid,
         quarantine=parsed.quarantine,
+        checks=checks,
+        outcome=outcome,
+        waiver_reason=attempt.waiver_reason,
     )
 
 
-def ingest_plans_csv(warehouse: Warehouse, path: Path, *, run_id: str) -> IngestReport:
-    """Land the plans CSV export: every data row lands (the last of a planId) or is quarantined."""
+def _audited_write(
+    warehouse: Warehouse,
+    spec: SourceSpec,
+    valid: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    counts: FetchCounts,
+    day: dt.date | None,
+    *,
+    run_id: str,
+    threshold: QuarantineThreshold | None,
+    waiver_reason: str | None,
+) -> tuple[list[CheckOutcome], Outcome, PublicationAttempt, WriteResult]:
+    """Audit the new rows, then write them (published or withheld) with the attempt's record."""
+    checks = audit_batch(
+        spec, valid, counts, threshold=threshold or QuarantineThreshold.from_settings(), day=day
+    )
+    outcome = decide(
+        checks,
+        previously_published=warehouse.has_published(spec.table, day),
+        forced=waiver_reason is not None,
+    )
+    attempt = PublicationAttempt(
+        publish=outcome.published_now,
+        outcome=outcome.value,
+        api_total=counts.api_total,
+        # Every failed check, warnings too: the declared checks read their verdict back here.
+        failed_checks=tuple(c.summary() for c in checks if not c.passed),
+        waiver_reason=waiver_reason if outcome is Outcome.WAIVED else None,
+    )
+    if day is None:
+        written = warehouse.replace_table(
+            spec.table, valid, run_id=run_id, quarantine=quarantine, attempt=attempt
+        )
+    else:
+        written = warehouse.replace_partitions(
+            spec.table, valid, dates=[day], run_id=run_id, quarantine=quarantine, attempt=attempt
+        )
+    return checks, outcome, attempt, written
+
+
+def ingest_plans_csv(
+    warehouse: Warehouse,
+    path: Path,
+    *,
+    run_id: str,
+    threshold: QuarantineThreshold | None = None,
+    waiver_reason: str | None = None,
+) -> IngestReport:
+    """Land the plans CSV export: every data row lands (the last of a planId) or is quarantined.
+
+    Audited like an API snapshot: a failing export does not replace the plans in force."""
     started = time.perf_counter()
     if not path.exists():
         raise FileNotFoundError(
@@ -154,14 +253,30 @@ def ingest_plans_csv(warehouse: Warehouse, path: Path, *, run_id: str) -> Ingest
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     parsed = parse_records("plans", rows, partition=None)
-    written = warehouse.replace_table(
-        source_spec("plans").table, parsed.valid, run_id=run_id, quarantine=parsed.quarantine
+    spec = source_spec("plans")
+    # Superseded rows of a planId are accounted for, not lost: the export's row count.
+    counts = FetchCounts(
+        api_total=len(rows) - parsed.dropped,
+        landed=parsed.valid.height,
+        quarantined=parsed.quarantine.height,
+        identical_duplicates=parsed.dropped,
+        unknown_fields=parsed.unknown_fields,
+    )
+    checks, outcome, attempt, written = _audited_write(
+        warehouse,
+        spec,
+        parsed.valid,
+        parsed.quarantine,
+        counts,
+        None,
+        run_id=run_id,
+        threshold=threshold,
+        waiver_reason=waiver_reason,
     )
     return IngestReport(
-        table=source_spec("plans").table,
+        table=spec.table,
         partition=None,
-        # Superseded rows of a planId are accounted for, not lost: the export's row count.
-        api_total=len(rows) - parsed.dropped,
+        api_total=counts.api_total,
         landed=parsed.valid.height,
         quarantined=parsed.quarantine.height,
         quarantine_reasons=_reason_counts(parsed.quarantine),
@@ -171,6 +286,9 @@ def ingest_plans_csv(warehouse: Warehouse, path: Path, *, run_id: str) -> Ingest
         checksum=written.checksums[None],
         frame=parsed.valid,
         quarantine=parsed.quarantine,
+        checks=checks,
+        outcome=outcome,
+        waiver_reason=attempt.waiver_reason,
     )
 
 

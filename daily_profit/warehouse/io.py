@@ -6,6 +6,11 @@ rows of the same asset and days, and records each day's row count and checksum i
 ``partition_loads``. A rerun, or a rerun after a crash at any point, leaves exactly the rows of
 one clean run.
 
+Write, audit, publish: a raw partition's write carries a ``PublicationAttempt``, the verdict
+of the audit of its new rows. A withheld attempt writes, in the same transaction and through the
+same call, only its rows into the quarantine (reason ``unpublished_attempt``) and its record
+into ``raw_publication_audit``: the published rows and their quarantine stay as they were.
+
 PostgreSQL: the day's partitions are created first (``dp_ensure_partitions``, its own short
 transaction: an empty partition is harmless, and DDL must not hold the parent's lock during the
 load), then ``TRUNCATE`` of those partitions and ``COPY ... FROM STDIN (FORMAT binary)``
@@ -21,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +46,7 @@ from daily_profit.warehouse.tables import (
     PARTITION_GRANULARITY,
     RUN_ID,
     partition_loads,
+    raw_publication_audit,
     raw_quarantine,
     table_for,
 )
@@ -60,6 +67,26 @@ _FIXED_KINDS: Final = frozenset({"int", "float", "date", "ts", "bool"})
 
 # SQLAlchemy's own SQLite storage formats, so Core selects on these tables still work.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S%.6f"
+
+
+# Quarantine reason of the rows of an attempt whose audit failed (kept, never published); such
+# rows are never replaced by a later write of the day, so an attempt's evidence is not lost.
+UNPUBLISHED_ATTEMPT: Final = "unpublished_attempt"
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationAttempt:
+    """The audit's verdict on a raw partition's new rows, recorded with the write.
+
+    ``publish`` False keeps the published rows: the new ones go to the quarantine only.
+    ``outcome`` is what the audit table records (``daily_profit.ingestion.audit.Outcome``).
+    """
+
+    publish: bool
+    outcome: str
+    api_total: int
+    failed_checks: tuple[str, ...] = ()
+    waiver_reason: str | None = None
 
 
 class InjectedWriteFailure(RuntimeError):
@@ -245,6 +272,7 @@ class Warehouse:
         run_id: str,
         quarantine: pl.DataFrame | None = None,
         asset: str | None = None,
+        attempt: PublicationAttempt | None = None,
         _fail_after_rows: int | None = None,
     ) -> WriteResult:
         """Replace the partitions ``dates`` of ``table`` with ``frame``, in one transaction.
@@ -253,14 +281,18 @@ class Warehouse:
         row's partition date must be one of ``dates``; a date without rows is emptied.
         ``quarantine`` (``QUARANTINE_SCHEMA``, e.g. ``parse_records(...).quarantine``)
         replaces the quarantine rows of ``asset`` (default: the table name) for those dates in
-        the same transaction. ``_fail_after_rows`` is a test hook: raise after that many rows
-        have been sent, inside the transaction.
+        the same transaction. ``attempt`` (raw partitions) records the audit's verdict; one
+        that does not publish leaves the partitions and their quarantine untouched and keeps
+        its own rows in the quarantine. ``_fail_after_rows`` is a test hook: raise after that
+        many rows have been sent, inside the transaction.
         """
         info = table_info(table)
         if info.partition_column is None:
             raise ValueError(f"{info.table.name} is not partitioned: use replace_table")
         days = sorted(set(dates))
-        return self._replace(info, frame, days, run_id, quarantine, asset, _fail_after_rows)
+        return self._replace(
+            info, frame, days, run_id, quarantine, asset, attempt, _fail_after_rows
+        )
 
     def replace_table(
         self,
@@ -270,13 +302,16 @@ class Warehouse:
         run_id: str,
         quarantine: pl.DataFrame | None = None,
         asset: str | None = None,
+        attempt: PublicationAttempt | None = None,
         _fail_after_rows: int | None = None,
     ) -> WriteResult:
         """Replace the whole content of an unpartitioned table (plans, alltime metrics)."""
         info = table_info(table)
         if info.partition_column is not None:
             raise ValueError(f"{info.table.name} is partitioned: use replace_partitions")
-        return self._replace(info, frame, None, run_id, quarantine, asset, _fail_after_rows)
+        return self._replace(
+            info, frame, None, run_id, quarantine, asset, attempt, _fail_after_rows
+        )
 
     def ensure_partitions(self, table: str | sa.Table, dates: Sequence[dt.date]) -> int:
         """Create the missing PostgreSQL partitions of ``dates`` (its own transaction)."""
@@ -306,6 +341,7 @@ class Warehouse:
         run_id: str,
         quarantine: pl.DataFrame | None,
         asset: str | None,
+        attempt: PublicationAttempt | None,
         fail_after: int | None,
     ) -> WriteResult:
         started = time.perf_counter()
@@ -324,6 +360,8 @@ class Warehouse:
             frame = frame.sort(list(info.natural_key), multithreaded=True)
         parts = _split(frame, info.partition_column, days)
         loaded_at = _now_ms()
+        if attempt is not None and not attempt.publish:
+            return self._withhold(info, parts, qframe, asset, run_id, loaded_at, attempt, started)
         if self.is_postgres and days:
             # DDL in its own short transaction: the load below must not hold the parent's lock.
             with self.engine.begin() as conn:
@@ -351,6 +389,10 @@ class Warehouse:
                     for day in parts
                 ],
             )
+            if attempt is not None:
+                self._record_attempts(
+                    conn, name, attempt, run_id, loaded_at, rows, quarantined, checksums
+                )
         return WriteResult(
             table=name,
             run_id=run_id,
@@ -359,6 +401,78 @@ class Warehouse:
             checksums=checksums,
             quarantined={day: quarantined.get(day, 0) for day in parts},
             seconds=time.perf_counter() - started,
+        )
+
+    def _withhold(
+        self,
+        info: _TableInfo,
+        parts: dict[dt.date | None, pl.DataFrame],
+        qframe: pl.DataFrame,
+        asset: str,
+        run_id: str,
+        loaded_at: dt.datetime,
+        attempt: PublicationAttempt,
+        started: float,
+    ) -> WriteResult:
+        """An attempt that may not publish: its rows to the quarantine, its record to the audit."""
+        name = info.table.name
+        kept = pl.concat(
+            [
+                _unpublished_rows(info, part, day, source=info.table.info.get("source", name))
+                for day, part in parts.items()
+            ]
+            + [
+                qframe.with_columns(
+                    (pl.lit(f"{UNPUBLISHED_ATTEMPT}: ") + pl.col("reason")).alias("reason")
+                )
+            ]
+        )
+        checksums = {day: _checksum(info, part) for day, part in parts.items()}
+        rows = {day: part.height for day, part in parts.items()}
+        with self.engine.connect().execution_options(dp_write=True) as conn, conn.begin():
+            quarantined = self._append_quarantine(conn, asset, kept, run_id, loaded_at)
+            self._record_attempts(
+                conn, name, attempt, run_id, loaded_at, rows, quarantined, checksums
+            )
+        return WriteResult(
+            table=name,
+            run_id=run_id,
+            loaded_at=loaded_at,
+            rows={day: 0 for day in parts},
+            checksums=checksums,
+            quarantined={day: quarantined.get(day, 0) for day in parts},
+            seconds=time.perf_counter() - started,
+        )
+
+    @staticmethod
+    def _record_attempts(
+        conn: sa.Connection,
+        table: str,
+        attempt: PublicationAttempt,
+        run_id: str,
+        at: dt.datetime,
+        rows: dict[dt.date | None, int],
+        quarantined: dict[dt.date | None, int],
+        checksums: dict[dt.date | None, str],
+    ) -> None:
+        conn.execute(
+            raw_publication_audit.insert(),
+            [
+                {
+                    "table_name": table,
+                    "partition_date": day,
+                    "run_id": run_id,
+                    "attempted_at": at,
+                    "outcome": attempt.outcome,
+                    "api_total": attempt.api_total,
+                    "rows": rows[day],
+                    "quarantined_rows": quarantined.get(day, 0),
+                    "failed_checks": json.dumps(list(attempt.failed_checks)),
+                    "waiver_reason": attempt.waiver_reason,
+                    "checksum": checksums.get(day),
+                }
+                for day in rows
+            ],
         )
 
     def _load_postgres(
@@ -453,18 +567,36 @@ class Warehouse:
         run_id: str,
         loaded_at: dt.datetime,
     ) -> dict[dt.date | None, int]:
-        """The quarantine of (asset, days) is replaced with the data: a rerun never doubles it."""
+        """The quarantine of (asset, days) is replaced with the data: a rerun never doubles it.
+
+        The rows of unpublished attempts stay: they are the evidence of what was served then.
+        """
         q = raw_quarantine
+        published = ~q.c.reason.startswith(UNPUBLISHED_ATTEMPT)
         if days is None:
-            conn.execute(sa.delete(q).where(q.c.asset == asset, q.c.partition_date.is_(None)))
+            conn.execute(
+                sa.delete(q).where(q.c.asset == asset, q.c.partition_date.is_(None), published)
+            )
         elif days:
-            conn.execute(sa.delete(q).where(q.c.asset == asset, q.c.partition_date.in_(days)))
+            conn.execute(
+                sa.delete(q).where(q.c.asset == asset, q.c.partition_date.in_(days), published)
+            )
+        return Warehouse._append_quarantine(conn, asset, qframe, run_id, loaded_at)
+
+    @staticmethod
+    def _append_quarantine(
+        conn: sa.Connection,
+        asset: str,
+        qframe: pl.DataFrame,
+        run_id: str,
+        loaded_at: dt.datetime,
+    ) -> dict[dt.date | None, int]:
         if qframe.height == 0:
             return {}
         rows = qframe.to_dicts()
         for row in rows:
             row.update(asset=asset, quarantined_at=loaded_at, run_id=run_id)
-        conn.execute(sa.insert(q), rows)
+        conn.execute(sa.insert(raw_quarantine), rows)
         counts = qframe.group_by("partition_date").len()
         return dict(zip(counts["partition_date"].to_list(), counts["len"].to_list(), strict=True))
 
@@ -549,6 +681,61 @@ class Warehouse:
         if table is not None:
             query = query.where(pl_t.c.table_name == table_for(table).name)
         return self._select_frame(query, _LOADS_READ_SCHEMA)
+
+    def read_publication_audit(
+        self,
+        table: str | None = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> pl.DataFrame:
+        """Every attempt to land a raw partition and its outcome, oldest first."""
+        a = raw_publication_audit
+        query = sa.select(*a.columns).order_by(a.c.id)
+        if table is not None:
+            query = query.where(a.c.table_name == table_for(table).name)
+        if start is not None:
+            query = query.where(a.c.partition_date >= start)
+        if end is not None:
+            query = query.where(a.c.partition_date <= end)
+        return self._select_frame(query, _AUDIT_READ_SCHEMA)
+
+    def has_published(self, table: str | sa.Table, day: dt.date | None) -> bool:
+        """Whether a write ever published ``day`` of ``table`` (None: the whole table)."""
+        p = partition_loads
+        when = p.c.partition_date.is_(None) if day is None else p.c.partition_date == day
+        query = sa.select(p.c.id).where(p.c.table_name == table_for(table).name, when).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def last_published_day(self, tables: Sequence[str]) -> dt.date | None:
+        """The latest day any write published in ``tables`` (None when nothing is)."""
+        p = partition_loads
+        query = sa.select(sa.func.max(p.c.partition_date)).where(
+            p.c.table_name.in_([table_for(t).name for t in tables])
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def published_days(
+        self, tables: Sequence[str], start: dt.date, end: dt.date
+    ) -> dict[str, set[dt.date]]:
+        """The days between ``start`` and ``end`` that each table has published (any write)."""
+        p = partition_loads
+        names = [table_for(t).name for t in tables]
+        query = (
+            sa.select(p.c.table_name, p.c.partition_date)
+            .where(
+                p.c.table_name.in_(names),
+                p.c.partition_date >= start,
+                p.c.partition_date <= end,
+            )
+            .distinct()
+        )
+        out: dict[str, set[dt.date]] = {name: set() for name in names}
+        with self.engine.connect() as conn:
+            for name, day in conn.execute(query):
+                out[name].add(day)
+        return out
 
     def _select_frame(self, query: sa.Select, schema: pl.Schema) -> pl.DataFrame:
         # Small bookkeeping tables: SQLAlchemy's own type processing is fine here.
@@ -714,6 +901,30 @@ def _conform_quarantine(
             "or a rerun would not replace it"
         )
     return q
+
+
+def _unpublished_rows(
+    info: _TableInfo, part: pl.DataFrame, day: dt.date | None, *, source: str
+) -> pl.DataFrame:
+    """The valid rows of a withheld attempt as quarantine rows: typed values as JSON text."""
+    if part.height == 0:
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    rows = part.to_dicts()
+    key = list(info.natural_key)
+    return pl.DataFrame(
+        {
+            "source": [source] * len(rows),
+            "partition_date": [day] * len(rows),
+            "natural_key": [_json_row({k: r[k] for k in key}) for r in rows],
+            "reason": [UNPUBLISHED_ATTEMPT] * len(rows),
+            "raw_payload": [_json_row(r) for r in rows],
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _json_row(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _split(
@@ -935,6 +1146,23 @@ _QUARANTINE_READ_SCHEMA = pl.Schema(
         "raw_payload": pl.String(),
         "quarantined_at": pl.Datetime("ms", "UTC"),
         "run_id": pl.String(),
+    }
+)
+
+_AUDIT_READ_SCHEMA = pl.Schema(
+    {
+        "id": pl.Int64(),
+        "table_name": pl.String(),
+        "partition_date": pl.Date(),
+        "run_id": pl.String(),
+        "attempted_at": pl.Datetime("ms", "UTC"),
+        "outcome": pl.String(),
+        "api_total": pl.Int64(),
+        "rows": pl.Int64(),
+        "quarantined_rows": pl.Int64(),
+        "failed_checks": pl.String(),
+        "waiver_reason": pl.String(),
+        "checksum": pl.String(),
     }
 )
 

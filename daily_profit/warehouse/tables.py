@@ -35,6 +35,7 @@ PARTITION_GRANULARITY: Final = "day"
 
 QUARANTINE_TABLE: Final = "raw_quarantine"
 PARTITION_LOADS_TABLE: Final = "partition_loads"
+PUBLICATION_AUDIT_TABLE: Final = "raw_publication_audit"
 
 _SA_TYPES: dict[Kind, sa.types.TypeEngine] = {
     Kind.STR: sa.Text(),
@@ -128,6 +129,29 @@ partition_loads = sa.Table(
     sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_partition_loads_table_partition", "table_name", "partition_date", "loaded_at"),
     comment="One row per partition per write: the history of every materialisation.",
+)
+
+
+raw_publication_audit = sa.Table(
+    PUBLICATION_AUDIT_TABLE,
+    metadata,
+    sa.Column("id", _ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("table_name", sa.Text(), nullable=False),
+    # Null for a snapshot (plans, the account master).
+    sa.Column("partition_date", sa.Date(), nullable=True),
+    sa.Column("run_id", sa.Text(), nullable=False),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    # published | waived | withheld | kept_published (daily_profit.ingestion.audit.Outcome)
+    sa.Column("outcome", sa.Text(), nullable=False),
+    sa.Column("api_total", sa.BigInteger(), nullable=False),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("quarantined_rows", sa.BigInteger(), nullable=False),
+    sa.Column("failed_checks", sa.Text(), nullable=False, comment="JSON list of check summaries"),
+    sa.Column("waiver_reason", sa.Text(), nullable=True),
+    sa.Column("checksum", sa.Text(), nullable=True, comment="of the rows the attempt fetched"),
+    sa.Index("ix_raw_publication_audit_table_partition", "table_name", "partition_date", "id"),
+    comment="One row per attempt to land a raw partition: whether its audit let it replace the "
+    "published rows, and what failed.",
 )
 
 

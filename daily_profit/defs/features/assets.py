@@ -14,6 +14,7 @@ import dagster as dg
 import polars as pl
 
 from daily_profit.config import get_settings
+from daily_profit.defs import guards
 from daily_profit.defs.features import checks
 from daily_profit.defs.metadata import preview
 from daily_profit.defs.partitions import daily_partitions, days_in_window
@@ -67,9 +68,23 @@ def _range(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date, list[dt
     return days[0], days[-1], days
 
 
+def _usable(
+    store: Warehouse, days: list[dt.date], requirements
+) -> tuple[list[dt.date], dict[dt.date, list[str]]]:
+    """The days whose raw inputs are all published, and what each other day waits for."""
+    blocked = guards.skipped_days(store, days, requirements)
+    return [d for d in days if d not in blocked], blocked
+
+
+def _only(frame: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
+    return frame.filter(pl.col("date").is_in(days)) if frame.height else frame
+
+
 def _write(
     store: Warehouse, table: str, frame: pl.DataFrame, days: list[dt.date], run_id: str
 ) -> dict[str, object]:
+    if not days:
+        return {"rows": 0, "days": 0}
     written = store.replace_partitions(table, frame, dates=days, run_id=run_id)
     return {
         "rows": written.total_rows,
@@ -109,6 +124,7 @@ def stg_accounts_daily(
     started = time.perf_counter()
     start, end, days = _range(context)
     store = warehouse.get()
+    usable, blocked = _usable(store, days, guards.staging_requirements())
     history = store.read_partitions(
         "raw_metrics_daily",
         get_settings().start_date,
@@ -122,15 +138,18 @@ def stg_accounts_daily(
         start=start,
         end=end,
     )
-    meta = _write(store, "stg_accounts_daily", frame, days, context.run.run_id)
+    frame = _only(frame, usable)
+    meta = _write(store, "stg_accounts_daily", frame, usable, context.run.run_id)
     yield dg.MaterializeResult(
         metadata={
             **meta,
+            **guards.guard_metadata(blocked),
             "duration_s": round(time.perf_counter() - started, 3),
             "preview": preview(frame),
         }
     )
-    yield from checks.staging_evaluations(frame, days)
+    yield from guards.guard_evaluations("stg_accounts_daily", days, blocked)
+    yield from checks.staging_evaluations(frame, usable)
 
 
 @dg.asset(
@@ -160,6 +179,7 @@ def account_features_daily(
     started = time.perf_counter()
     start, end, days = _range(context)
     store = warehouse.get()
+    usable, blocked = _usable(store, days, guards.feature_requirements())
     history_start = required_history_start(start)
     stg = store.read_partitions("stg_accounts_daily", start, end)
     frame = build_features(
@@ -176,10 +196,13 @@ def account_features_daily(
         start=start,
         end=end,
     )
-    meta = _write(store, "account_features_daily", frame, days, context.run.run_id)
+    frame = _only(frame, usable)
+    stg = _only(stg, usable)
+    meta = _write(store, "account_features_daily", frame, usable, context.run.run_id)
     yield dg.MaterializeResult(
         metadata={
             **meta,
+            **guards.guard_metadata(blocked),
             "feature_set_version": feature_set_version(),
             "features": len(catalog()),
             "catalog": dg.MetadataValue.md(checks.catalog_markdown()),
@@ -193,7 +216,8 @@ def account_features_daily(
         start - dt.timedelta(days=checks.NULL_SHARE_TRAILING_DAYS),
         start - dt.timedelta(days=1),
     )
-    yield from checks.feature_evaluations(frame, stg, trailing, days)
+    yield from guards.guard_evaluations("account_features_daily", days, blocked)
+    yield from checks.feature_evaluations(frame, stg, trailing, usable)
 
 
 @dg.asset(
@@ -225,8 +249,11 @@ def labels_next_day(
     )
     loaded = store.partition_row_counts("raw_metrics_daily", start, horizon)
     available_through = max(loaded) if loaded else None
+    # A target day that failed its audit is a hole, not an idle day: its labels wait.
+    usable, blocked = _usable(store, days, guards.label_requirements())
     frame = build_labels(stg, next_days, start=start, end=end, available_through=available_through)
-    meta = _write(store, "labels_next_day", frame, days, context.run.run_id)
+    frame = _only(frame, usable)
+    meta = _write(store, "labels_next_day", frame, usable, context.run.run_id)
     status_counts = frame.group_by("label_status").len().sort("label_status")
     yield dg.MaterializeResult(
         metadata={
@@ -235,6 +262,7 @@ def labels_next_day(
                 {str(k): v for k, v in status_counts.iter_rows()}
             ),
             "usable_labels": int(frame["label_available"].sum()) if frame.height else 0,
+            **guards.guard_metadata(blocked),
             "duration_s": round(time.perf_counter() - started, 3),
             "preview": preview(frame),
         }
@@ -242,7 +270,8 @@ def labels_next_day(
     features = store.read_partitions(
         "account_features_daily", start, end, columns=["date", "account_id"]
     )
-    yield from checks.label_evaluations(frame, features, days)
+    yield from guards.guard_evaluations("labels_next_day", days, blocked)
+    yield from checks.label_evaluations(frame, features, usable)
 
 
 @dg.asset(
@@ -272,6 +301,12 @@ def account_performance_summary(
         }
     )
 
+
+guard_checks = [
+    guards.guard_check("stg_accounts_daily", guards.staging_requirements),
+    guards.guard_check("account_features_daily", guards.feature_requirements),
+    guards.guard_check("labels_next_day", guards.label_requirements),
+]
 
 feature_assets = [
     stg_accounts_daily,

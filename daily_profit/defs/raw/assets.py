@@ -1,21 +1,28 @@
 """Raw layer: every Risk API source lands in its warehouse table, one trading day per partition.
 
-Each asset fetches one day through the resilient client, quarantines invalid records with their
-reason, replaces the day in one transaction and checks, for that day, that what landed is
-complete, unique, well-typed and in line with recent days.
+Write, audit, publish. Each asset fetches a day through the resilient client, quarantines
+invalid records with their reason, audits the new rows (complete, unique, well-typed, few
+enough quarantined) and only then lets them replace the day, in one transaction. A day whose
+audit fails keeps what was published before (a first landing stays empty) and its attempt is
+kept in the quarantine; the step fails naming the day, the check and the numbers. A range (a
+backfill, the main job) is one run: each day is fetched, audited and published on its own and
+records its own check results; the run fails at the end naming the days that failed.
 """
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Iterator
 
 import dagster as dg
+import polars as pl
 
 from daily_profit.api.errors import RiskApiCircuitOpen
 from daily_profit.config import get_settings
 from daily_profit.defs.metadata import json_value, preview
-from daily_profit.defs.partitions import daily_partitions, partition_day
+from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.defs.raw import checks
 from daily_profit.defs.resources import RiskApiResource, WarehouseResource
 from daily_profit.ingestion import sources
+from daily_profit.ingestion.audit import Outcome, QuarantineThreshold
 from daily_profit.ingestion.ingest import (
     IngestReport,
     ingest_api_source,
@@ -23,6 +30,7 @@ from daily_profit.ingestion.ingest import (
     known_account_ids,
 )
 from daily_profit.ingestion.sources import ApiSource
+from daily_profit.privacy import mask_value
 
 RAW_GROUP = "raw"
 # Every asset that calls the Risk API joins this pool; the instance's pool limit bounds how many
@@ -57,9 +65,38 @@ DESCRIPTIONS = {
 }
 
 
+class RawLandingConfig(dg.Config):
+    """Run config of a raw asset. Leave empty for the normal, audited landing."""
+
+    force_publish: bool = False
+    waiver_reason: str = ""
+
+
+def _waiver(config: RawLandingConfig) -> str | None:
+    if not config.force_publish:
+        return None
+    if not config.waiver_reason.strip():
+        raise dg.Failure(
+            "force_publish needs a waiver_reason: say why the day may be used despite its "
+            "failed checks (it is recorded with the attempt and shown on the day's checks)"
+        )
+    return config.waiver_reason.strip()
+
+
+def _masked_conflicts(report: IngestReport) -> list[dict[str, object]]:
+    """Conflicting keys with identity values shown only as their hash."""
+    identities = {"login", "accountId", "account_id", "trader", "position", "ticket"}
+    return [
+        {k: mask_value(str(v)) if k in identities and v is not None else v for k, v in c.items()}
+        for c in report.conflict_keys
+    ]
+
+
 def report_metadata(report: IngestReport) -> dict[str, dg.MetadataValue | int | float | str]:
     return {
-        "rows_landed": report.landed,
+        "outcome": report.outcome.value,
+        "rows_landed": report.landed if report.outcome.published_now else 0,
+        "rows_fetched_valid": report.landed,
         "rows_quarantined": report.quarantined,
         "api_total": report.api_total,
         "identical_duplicates": report.identical_duplicates,
@@ -75,9 +112,54 @@ def report_metadata(report: IngestReport) -> dict[str, dg.MetadataValue | int | 
         "checksum": report.checksum,
         "quarantine_reasons": json_value(report.quarantine_reasons),
         "unknown_fields": json_value(report.unknown_fields),
-        "conflicts": json_value(report.conflict_keys),
+        "conflicts": json_value(_masked_conflicts(report)),
+        **({"waiver_reason": report.waiver_reason} if report.waiver_reason else {}),
+        **({"audit_failure": report.failure} if report.failure else {}),
         "preview": preview(report.frame),
     }
+
+
+def range_metadata(reports: list[IngestReport]) -> dict[str, dg.MetadataValue | int | float | str]:
+    """A range run's summary: totals, and one line per day (the UI shows it as a table)."""
+    per_day = pl.DataFrame(
+        {
+            "date": [r.partition.isoformat() if r.partition else "" for r in reports],
+            "outcome": [r.outcome.value for r in reports],
+            "rows_landed": [r.landed if r.outcome.published_now else 0 for r in reports],
+            "rows_quarantined": [r.quarantined for r in reports],
+            "api_total": [r.api_total for r in reports],
+            "failed_checks": [", ".join(o.name for o in r.failed_checks) for r in reports],
+        },
+        schema={
+            "date": pl.String,
+            "outcome": pl.String,
+            "rows_landed": pl.Int64,
+            "rows_quarantined": pl.Int64,
+            "api_total": pl.Int64,
+            "failed_checks": pl.String,
+        },
+    )
+    outcomes: dict[str, int] = {}
+    for r in reports:
+        outcomes[r.outcome.value] = outcomes.get(r.outcome.value, 0) + 1
+    return {
+        "days": len(reports),
+        "outcomes": json_value(outcomes),
+        "rows_landed": int(per_day["rows_landed"].sum()),
+        "rows_quarantined": int(per_day["rows_quarantined"].sum()),
+        "api_total": int(per_day["api_total"].sum()),
+        "api_calls": sum(r.calls for r in reports),
+        "api_rate_limited": sum(r.rate_limited for r in reports),
+        "duration_s": round(sum(r.seconds for r in reports), 3),
+        "days_table": dg.MetadataValue.md(_markdown(per_day.head(400))),
+    }
+
+
+def _markdown(frame: pl.DataFrame) -> str:
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([head, rule, *rows])
 
 
 def _ingest_with_step_retry(run: Callable[[], IngestReport]) -> IngestReport:
@@ -90,8 +172,21 @@ def _ingest_with_step_retry(run: Callable[[], IngestReport]) -> IngestReport:
         ) from exc
 
 
+def _raise_for_withheld(reports: list[IngestReport]) -> None:
+    withheld = [r for r in reports if r.outcome is Outcome.WITHHELD]
+    if not withheld:
+        return
+    days = ", ".join(r.partition.isoformat() if r.partition else "snapshot" for r in withheld)
+    details = "\n".join(f"- {r.failure}" for r in withheld)
+    raise dg.Failure(
+        description=f"{withheld[0].table}: {len(withheld)} day(s) failed their audit and were "
+        f"not published: {days}\n{details}",
+        metadata={"failed_days": json_value([d.strip() for d in days.split(",")])},
+    )
+
+
 def build_daily_raw_asset(source: ApiSource) -> dg.AssetsDefinition:
-    """One daily-partitioned raw asset for an API source, with its per-day checks."""
+    """One daily-partitioned raw asset for an API source, audited and published day by day."""
     name = source.table
     deps = (
         [sources.METRICS_ALLTIME.table]
@@ -103,35 +198,64 @@ def build_daily_raw_asset(source: ApiSource) -> dg.AssetsDefinition:
         name=name,
         group_name=RAW_GROUP,
         partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=RISK_API_POOL,
         deps=deps,
         description=DESCRIPTIONS[source],
-        check_specs=checks.daily_check_specs(name),
         kinds={"python", "sql"},
         tags={"layer": "raw", "source": source.endpoint.replace("/", "_")},
     )
     def _raw_daily(
         context: dg.AssetExecutionContext,
+        config: RawLandingConfig,
         risk_api: RiskApiResource,
         warehouse: WarehouseResource,
-    ):
-        day = partition_day(context.partition_key)
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
+        days = days_in_window(context.partition_time_window)
         store = warehouse.get()
         known = known_account_ids(store) if "account_id" in source.spec.columns else None
+        threshold = QuarantineThreshold.from_settings()
+        waiver = _waiver(config)
+        reports: list[IngestReport] = []
+        with risk_api.client() as client:
+            for day in days:
 
-        def run() -> IngestReport:
-            with risk_api.client() as client:
-                return ingest_api_source(
-                    client, store, source, day, run_id=context.run.run_id, known_accounts=known
+                def run(day: dt.date = day) -> IngestReport:
+                    return ingest_api_source(
+                        client,
+                        store,
+                        source,
+                        day,
+                        run_id=context.run.run_id,
+                        known_accounts=known,
+                        threshold=threshold,
+                        waiver_reason=waiver,
+                    )
+
+                report = _ingest_with_step_retry(run)
+                reports.append(report)
+                level = context.log.info if report.failure is None else context.log.error
+                level(
+                    f"{name} {day}: {report.outcome.value}, {report.landed} valid, "
+                    f"{report.quarantined} quarantined of {report.api_total} served in "
+                    f"{report.calls} calls" + (f": {report.failure}" if report.failure else "")
                 )
-
-        report = _ingest_with_step_retry(run)
-        context.log.info(
-            f"{name} {day}: {report.landed} landed, {report.quarantined} quarantined of "
-            f"{report.api_total} served in {report.calls} calls"
-        )
-        yield dg.MaterializeResult(metadata=report_metadata(report))
-        yield from checks.daily_check_results(name, report, store, day)
+                for evaluation in checks.daily_evaluations(report, store, day):
+                    context.log_event(evaluation)
+        if any(r.outcome is Outcome.WITHHELD for r in reports):
+            # The days that passed are published: record them, then fail naming the others.
+            for report in reports:
+                if report.outcome is not Outcome.WITHHELD:
+                    context.log_event(
+                        dg.AssetMaterialization(
+                            asset_key=name,
+                            partition=report.partition.isoformat() if report.partition else None,
+                            metadata=report_metadata(report),
+                        )
+                    )
+            _raise_for_withheld(reports)
+        metadata = report_metadata(reports[0]) if len(reports) == 1 else range_metadata(reports)
+        yield dg.MaterializeResult(metadata=metadata)
 
     return _raw_daily
 
@@ -139,59 +263,76 @@ def build_daily_raw_asset(source: ApiSource) -> dg.AssetsDefinition:
 raw_daily_assets = [build_daily_raw_asset(source) for source in sources.DAILY_API_SOURCES]
 
 
+def _snapshot_result(
+    context: dg.AssetExecutionContext, report: IngestReport
+) -> dg.MaterializeResult:
+    for evaluation in checks.audit_evaluations(report):
+        context.log_event(evaluation)
+    _raise_for_withheld([report])
+    return dg.MaterializeResult(metadata=report_metadata(report))
+
+
 @dg.asset(
     name=sources.METRICS_ALLTIME.table,
     group_name=RAW_GROUP,
     pool=RISK_API_POOL,
-    check_specs=checks.snapshot_check_specs(sources.METRICS_ALLTIME.table),
     kinds={"python", "sql"},
     tags={"layer": "raw"},
 )
 def raw_metrics_alltime(
     context: dg.AssetExecutionContext,
+    config: RawLandingConfig,
     risk_api: RiskApiResource,
     warehouse: WarehouseResource,
-):
+) -> dg.MaterializeResult:
     """The account master: one row per account as of now (plan, trader, platform, broker,
-    country, lifetime statistics). Refreshed whole on each materialisation. Only its static
-    attributes may feed features: its balances and statistics describe today, not a past day."""
+    country, lifetime statistics). Refreshed whole on each materialisation, audited first: a
+    failing refresh keeps the master in force. Only its static attributes may feed features:
+    its balances and statistics describe today, not a past day."""
     store = warehouse.get()
+    waiver = _waiver(config)
 
     def run() -> IngestReport:
         with risk_api.client() as client:
             return ingest_api_source(
-                client, store, sources.METRICS_ALLTIME, None, run_id=context.run.run_id
+                client,
+                store,
+                sources.METRICS_ALLTIME,
+                None,
+                run_id=context.run.run_id,
+                waiver_reason=waiver,
             )
 
-    report = _ingest_with_step_retry(run)
-    yield dg.MaterializeResult(metadata=report_metadata(report))
-    yield from checks.snapshot_check_results(sources.METRICS_ALLTIME.table, report)
+    return _snapshot_result(context, _ingest_with_step_retry(run))
 
 
 @dg.asset(
     name="raw_plans",
     group_name=RAW_GROUP,
-    check_specs=checks.snapshot_check_specs("raw_plans"),
     kinds={"python", "sql"},
     tags={"layer": "raw"},
 )
 def raw_plans(
     context: dg.AssetExecutionContext,
+    config: RawLandingConfig,
     risk_api: RiskApiResource,
     warehouse: WarehouseResource,
-):
+) -> dg.MaterializeResult:
     """Trading plans from the firm's plans CSV export: starting balance, profit target, daily
     loss limit, trailing or static drawdown, profit share and the other rules. The last row of a
-    planId in the export wins; an account's plan on a day is the planId of that day's metrics."""
+    planId in the export wins; an account's plan on a day is the planId of that day's metrics.
+    Audited like the API sources: a failing export keeps the plans in force."""
     settings = get_settings()
     if settings.uses_sandbox:
         # The sandbox writes its plans export into the data folder when it starts.
         risk_api.resolved_base_url()
     report = ingest_plans_csv(
-        warehouse.get(), settings.resolved_plans_csv_path, run_id=context.run.run_id
+        warehouse.get(),
+        settings.resolved_plans_csv_path,
+        run_id=context.run.run_id,
+        waiver_reason=_waiver(config),
     )
-    yield dg.MaterializeResult(metadata=report_metadata(report))
-    yield from checks.snapshot_check_results("raw_plans", report)
+    return _snapshot_result(context, report)
 
 
 raw_assets = [raw_plans, raw_metrics_alltime, *raw_daily_assets]
