@@ -5,7 +5,6 @@ See ``daily_profit.ingestion.publication``. Each skipped day gets a failed block
 metadata lists the skipped days; the other days of the range are computed as usual.
 """
 
-
 import datetime as dt
 from collections.abc import Iterator, Sequence
 
