@@ -429,8 +429,13 @@ class Warehouse:
         )
         checksums = {day: _checksum(info, part) for day, part in parts.items()}
         rows = {day: part.height for day, part in parts.items()}
+        # The audit counts what the parser rejected; the valid rows kept beside them are `rows`.
+        rejected = qframe.group_by("partition_date").len()
+        quarantined = dict(
+            zip(rejected["partition_date"].to_list(), rejected["len"].to_list(), strict=True)
+        )
         with self.engine.connect().execution_options(dp_write=True) as conn, conn.begin():
-            quarantined = self._append_quarantine(conn, asset, kept, run_id, loaded_at)
+            self._append_quarantine(conn, asset, kept, run_id, loaded_at)
             self._record_attempts(
                 conn, name, attempt, run_id, loaded_at, rows, quarantined, checksums
             )

@@ -11,8 +11,15 @@ from daily_profit.sandbox.simulation import SandboxData
 from daily_profit.warehouse.io import Warehouse
 
 
-def land_raw_layer(store: Warehouse, data: SandboxData, folder: Path) -> None:
-    """Plans, the account master and every simulated day of every daily source."""
+def land_raw_layer(
+    store: Warehouse,
+    data: SandboxData,
+    folder: Path,
+    *,
+    skip: frozenset[tuple[str, dt.date]] = frozenset(),
+) -> None:
+    """Plans, the account master and every simulated day of every daily source (but the
+    ``(table, day)`` pairs in ``skip``)."""
     plans = data.write_plans_csv(folder / "plans.csv")
     with (
         SandboxServer(data, rate_limit=None) as server,
@@ -24,4 +31,6 @@ def land_raw_layer(store: Warehouse, data: SandboxData, folder: Path) -> None:
         for i in range(data.config.n_days):
             day = data.config.start_date + dt.timedelta(days=i)
             for source in sources.DAILY_API_SOURCES:
+                if (source.table, day) in skip:
+                    continue
                 ingest_api_source(client, store, source, day, run_id="setup", known_accounts=known)

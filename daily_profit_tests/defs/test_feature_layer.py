@@ -6,10 +6,17 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from daily_profit.defs.features.assets import feature_assets
+from daily_profit.api.client import RiskApiClient
+from daily_profit.defs.features.assets import feature_assets, guard_checks
 from daily_profit.defs.features.checks import COVERAGE, LABEL_COVERAGE, feature_checks
 from daily_profit.defs.resources import WarehouseResource
 from daily_profit.features.catalog import feature_set_version, output_columns
+from daily_profit.ingestion.audit import Outcome
+from daily_profit.ingestion.ingest import ingest_api_source
+from daily_profit.ingestion.publication import RAW_INPUTS_PUBLISHED
+from daily_profit.ingestion.sources import TRADES_CLOSED
+from daily_profit.sandbox.faults import FAULTS_HEADER
+from daily_profit.sandbox.server import SandboxServer
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
 from daily_profit.warehouse.desk import refresh_summary
 from daily_profit.warehouse.io import Warehouse
@@ -70,6 +77,81 @@ def test_a_range_of_days_is_one_run_with_a_check_result_per_day(loaded_warehouse
         by_day = {r.partition: r.status.value for r in records if r.partition}
         assert len(by_day) == days, (asset, check, by_day)
         assert set(by_day.values()) == {"SUCCEEDED"}, by_day
+
+
+def test_a_day_whose_raw_landing_failed_is_skipped_downstream_and_reported(
+    warehouse_url, sandbox_data, tmp_path
+):
+    # 2025-01-09's closed trades fail their first landing (a shortfall paging cannot
+    # recover): nothing is published for it. Staging of that day needs only daily metrics;
+    # features need the day itself and the 20 before it of every source, so features of the 9th
+    # and every later day of the range wait, and are reported, never computed over the hole.
+    failed_day = dt.date(2025, 1, 9)
+    upgrade(warehouse_url)
+    store = Warehouse(warehouse_url)
+    land_raw_layer(
+        store, sandbox_data, tmp_path, skip=frozenset({("raw_trades_closed", failed_day)})
+    )
+    with (
+        SandboxServer(sandbox_data, rate_limit=None) as server,
+        RiskApiClient(
+            server.base_url,
+            server.api_key,
+            page_size=5,
+            extra_headers={FAULTS_HEADER: "shift=1, shift_by=2"},
+        ) as client,
+    ):
+        report = ingest_api_source(client, store, TRADES_CLOSED, failed_day, run_id="faulty")
+    assert report.outcome is Outcome.WITHHELD
+    assert store.read_partitions("raw_trades_closed", failed_day, failed_day).height == 0
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*feature_assets, *feature_checks, *guard_checks],
+        selection=[a.key for a in feature_assets],
+        resources={"warehouse": WarehouseResource(url=store.url)},
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": FIRST_FEATURE_DAY.isoformat(),
+            "dagster/asset_partition_range_end": LAST_FEATURE_DAY.isoformat(),
+        },
+        raise_on_error=False,
+    )
+    features = store.read_partitions("account_features_daily", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
+    computed = set(features["date"].unique().to_list())
+    expected = {
+        FIRST_FEATURE_DAY + dt.timedelta(days=i)
+        for i in range((failed_day - FIRST_FEATURE_DAY).days)
+    }
+    assert computed == expected
+    staging = store.read_partitions("stg_accounts_daily", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
+    assert failed_day in set(staging["date"].to_list())
+    # Each skipped day has its own failed blocking check naming what it waits for.
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("account_features_daily"), RAW_INPUTS_PUBLISHED), limit=100
+    )
+    by_day = {r.partition: r for r in records if r.partition}
+    skipped = [d for d, r in by_day.items() if r.status.value == "FAILED"]
+    assert sorted(skipped) == [
+        d.isoformat()
+        for d in sorted(
+            FIRST_FEATURE_DAY + dt.timedelta(days=i)
+            for i in range((LAST_FEATURE_DAY - FIRST_FEATURE_DAY).days + 1)
+        )
+        if d >= failed_day
+    ]
+    evaluation = by_day[failed_day.isoformat()].event.dagster_event.event_specific_data
+    assert (
+        f"raw_trades_closed {failed_day.isoformat()}"
+        in evaluation.metadata["unpublished_raw_partitions"].value
+    )
+    meta = next(
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("account_features_daily")
+    )
+    assert meta["days_skipped"].value == len(skipped)
+    store.dispose()
 
 
 def test_rerunning_a_range_keeps_one_row_per_account_day(loaded_warehouse):

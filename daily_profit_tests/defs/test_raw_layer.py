@@ -19,6 +19,7 @@ from daily_profit.defs.raw.checks import (
     raw_checks,
 )
 from daily_profit.defs.resources import RiskApiResource, WarehouseResource
+from daily_profit.ingestion.audit import UNPUBLISHED_ATTEMPT
 from daily_profit.sandbox.server import SandboxServer
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
 from daily_profit.warehouse.io import Warehouse
@@ -251,3 +252,144 @@ def test_malformed_records_are_quarantined_with_their_reason(warehouse, sandbox,
             assert ":" in reason, reason  # "<field>: <what is wrong>"
     # The payload is kept whole, so nothing is lost.
     assert all(json.loads(p) for p in quarantined["raw_payload"].to_list())
+
+
+SHORTFALL = "shift=1, shift_by=2"  # every page skips two records: a permanent shortfall
+
+
+def test_a_failed_first_landing_stays_empty_and_keeps_what_was_served(warehouse, sandbox):
+    day = dt.date.fromisoformat(DAY)
+    result = materialise(
+        warehouse, sandbox, faults=SHORTFALL, page_size=10, tables=["raw_trades_closed"]
+    )
+    assert not result.success
+    # The step's error names the day, the check and the numbers.
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.message
+    assert DAY in message and COMPLETE_AGAINST_API in message and "missing=2" in message
+    assert warehouse.read_partitions("raw_trades_closed", day, day).height == 0
+    # Every record the attempt received is kept in the quarantine, never published.
+    kept = warehouse.read_quarantine("raw_trades_closed", day, day)
+    [attempt] = warehouse.read_publication_audit("raw_trades_closed", day, day).to_dicts()
+    assert attempt["outcome"] == "withheld" and attempt["run_id"] == result.run_id
+    assert kept.height == attempt["rows"] + attempt["quarantined_rows"] > 0
+    assert set(kept["reason"].str.slice(0, len(UNPUBLISHED_ATTEMPT))) == {UNPUBLISHED_ATTEMPT}
+    assert not warehouse.has_published("raw_trades_closed", day)
+
+
+def test_a_failed_refetch_keeps_the_published_day_in_use_and_warns(warehouse, sandbox):
+    day = dt.date.fromisoformat(DAY)
+    good = materialise(warehouse, sandbox, tables=["raw_trades_closed"])
+    assert good.success
+    published = warehouse.read_partitions("raw_trades_closed", day, day)
+    again = materialise(
+        warehouse, sandbox, faults=SHORTFALL, page_size=10, tables=["raw_trades_closed"]
+    )
+    # Not blocking: the day keeps rows that passed their audit, downstream may use them.
+    assert again.success
+    assert warehouse.read_partitions("raw_trades_closed", day, day).equals(published)
+    # The asset's own result for the day, then the declared check's re-evaluation: both warn.
+    own, declared = [
+        e for e in check_evaluations(again, "raw_trades_closed") if e.check_name == DAY_PUBLISHED
+    ]
+    for evaluation in (own, declared):
+        assert not evaluation.passed
+        assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert own.metadata["outcome"].value == "kept_published"
+    outcomes = warehouse.read_publication_audit("raw_trades_closed", day, day)["outcome"]
+    assert outcomes.to_list() == ["published", "kept_published"]
+    # A later good landing replaces the day; the failed attempt's evidence stays.
+    kept = warehouse.read_quarantine("raw_trades_closed", day, day).height
+    assert materialise(warehouse, sandbox, tables=["raw_trades_closed"]).success
+    assert warehouse.read_quarantine("raw_trades_closed", day, day).height == kept > 0
+
+
+def test_an_operator_waiver_publishes_a_failing_day_and_says_so(warehouse, sandbox):
+    day = dt.date.fromisoformat(DAY)
+    waived = dg.materialize(
+        [*raw_assets, *raw_checks],
+        selection=["raw_trades_closed"],
+        partition_key=DAY,
+        resources={
+            "warehouse": WarehouseResource(url=warehouse.url),
+            "risk_api": RiskApiResource(
+                base_url=sandbox.base_url,
+                requests_per_second=0,
+                sandbox_faults=SHORTFALL,
+                page_size=10,
+            ),
+        },
+        run_config={
+            "ops": {
+                "raw_trades_closed": {
+                    "config": {"force_publish": True, "waiver_reason": "API bug #42 confirmed"}
+                }
+            }
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert waived.success
+    assert warehouse.read_partitions("raw_trades_closed", day, day).height > 0
+    [attempt] = warehouse.read_publication_audit("raw_trades_closed", day, day).to_dicts()
+    assert attempt["outcome"] == "waived"
+    assert attempt["waiver_reason"] == "API bug #42 confirmed"
+    meta = materialization_metadata(waived, "raw_trades_closed")
+    assert meta["waiver_reason"] == "API bug #42 confirmed"
+    # The asset's own result for the day: passing, tagged with the waiver.
+    complete = next(
+        e
+        for e in waived.get_asset_check_evaluations()
+        if e.check_name == COMPLETE_AGAINST_API and e.partition == DAY
+    )
+    assert complete.passed and complete.metadata["waived"].value is True
+
+
+def test_a_range_run_publishes_the_days_that_pass_and_fails_naming_the_others(
+    warehouse, sandbox, sandbox_data
+):
+    # One malformed record per page of 10: about 9% of a day quarantined. Days of 50 records or
+    # more fail the quarantined share; smaller days pass (some of their records are valid).
+    days = [dt.date(2025, 1, 3) + dt.timedelta(days=i) for i in range(4)]
+    result = dg.materialize(
+        [*raw_assets, *raw_checks],
+        selection=["raw_trades_closed"],
+        resources={
+            "warehouse": WarehouseResource(url=warehouse.url),
+            "risk_api": RiskApiResource(
+                base_url=sandbox.base_url,
+                requests_per_second=0,
+                sandbox_faults="malformed=1, malformed_kind=value, seed=1",
+                page_size=10,
+            ),
+        },
+        tags={
+            "dagster/asset_partition_range_start": days[0].isoformat(),
+            "dagster/asset_partition_range_end": days[-1].isoformat(),
+        },
+        instance=(instance := dg.DagsterInstance.ephemeral()),
+        raise_on_error=False,
+    )
+    served = {d: served_frame(sandbox_data, "trades_closed", d).height for d in days}
+    big = {d for d, n in served.items() if n >= 50}
+    assert big and big != set(days)  # the test needs both kinds of day
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    for day in big:
+        assert day.isoformat() in failure.event_specific_data.error.message
+    status = {}
+    for record in instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("raw_trades_closed"), DAY_PUBLISHED), limit=50
+    ):
+        status[record.partition] = record.status.value
+    assert status == {d.isoformat(): "FAILED" if d in big else "SUCCEEDED" for d in days}
+    for day in days:
+        landed = warehouse.read_partitions("raw_trades_closed", day, day).height
+        rejected = warehouse.read_quarantine("raw_trades_closed", day, day)
+        if day in big:
+            assert landed == 0
+            assert rejected["reason"].str.starts_with(UNPUBLISHED_ATTEMPT).all()
+        else:
+            assert landed + rejected.height == served[day]
+    materialised = instance.get_materialized_partitions(dg.AssetKey("raw_trades_closed"))
+    assert materialised == {d.isoformat() for d in days if d not in big}
