@@ -216,7 +216,7 @@ def postgres_backends_cpu(url: str) -> float:
 
     from daily_profit.warehouse.io import normalise_url
 
-    engine = sa.create_engine(normalise_url(url))
+    engine = sa.create_engine(normalise_url(url), hide_parameters=True)
     try:
         with engine.connect() as conn:
             pids = conn.exec_driver_sql(

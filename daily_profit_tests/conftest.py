@@ -56,7 +56,7 @@ def _in_ci() -> bool:
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[sa.Engine]:
     """An AUTOCOMMIT engine on the server's maintenance database; skips (or fails in CI) without one."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", hide_parameters=True)
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("select 1"))
