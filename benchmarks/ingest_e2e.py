@@ -236,7 +236,11 @@ _OPENED: list[tuple[RiskApiClient, Warehouse]] = []  # to close them (thread mod
 def _init_worker(
     base_url: str, warehouse_url: str, limiter_path: Path | None, barrier: Any
 ) -> None:
-    limiter = SharedAllowance(limiter_path, CONTRACT_REQUESTS_PER_SECOND) if limiter_path else None
+    limiter = (
+        SharedAllowance.on_file(limiter_path, CONTRACT_REQUESTS_PER_SECOND)
+        if limiter_path
+        else None
+    )
     _WORKER.client = RiskApiClient(base_url, SANDBOX_API_KEY, limiter=limiter, max_connections=8)
     _WORKER.warehouse = Warehouse(warehouse_url)
     _WORKER.barrier = barrier

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,21 @@ class Settings(BaseSettings):
         description="Secret of the keyed hash that masks logins, trader ids and account ids "
         "in metadata and logs; the default is public (demo only): set it in production, the "
         "same on every host so masks match.",
+    )
+    rate_limit_backend: Literal["file", "redis", "postgres"] = Field(
+        default="file",
+        description="Where the API key's allowance is shared: 'file' (every process on this "
+        "machine), 'redis' or 'postgres' (every process on every host using the key).",
+    )
+    rate_limit_redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL of the shared allowance (backend 'redis'); a secret, it may "
+        "embed a password.",
+    )
+    rate_limit_postgres_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL of the shared allowance (backend 'postgres'); default the "
+        "warehouse's when that is PostgreSQL. A secret, it may embed a password.",
     )
     plans_csv_path: Path | None = Field(
         default=None,

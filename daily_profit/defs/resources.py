@@ -59,20 +59,34 @@ class RiskApiResource(dg.ConfigurableResource):
     page_size: int | None = None
     sandbox_faults: str | None = None
 
+    _allowance: SharedAllowance | None = PrivateAttr(default=None)
+
     def resolved_base_url(self) -> str:
         settings = get_settings()
         base_url = self.base_url or settings.risk_api_base_url
         return ensure_sandbox(settings) if base_url == SANDBOX_MARKER else base_url
 
+    def allowance(self) -> SharedAllowance | None:
+        """The key's allowance shared with every other user of the key (None: unlimited, tests).
+
+        Built once per resource instance (one per step process) and reused by its clients, so
+        a step holds one connection pool to Redis or PostgreSQL, not one per client."""
+        if self.requests_per_second <= 0:
+            return None
+        if self._allowance is None:
+            self._allowance = SharedAllowance.from_settings(
+                get_settings(), self.requests_per_second
+            )
+        return self._allowance
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._allowance is not None:
+            self._allowance.close()
+            self._allowance = None
+
     def client(self) -> RiskApiClient:
         settings = get_settings()
-        limiter = (
-            SharedAllowance(
-                settings.data_dir / "risk_api_allowance.sqlite", self.requests_per_second
-            )
-            if self.requests_per_second > 0
-            else None
-        )
+        limiter = self.allowance()
         headers = {"X-Sandbox-Faults": self.sandbox_faults} if self.sandbox_faults else None
         return RiskApiClient(
             self.resolved_base_url(),
