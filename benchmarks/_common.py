@@ -77,7 +77,9 @@ def scratch_postgres_database(
     from daily_profit.warehouse.io import normalise_url
 
     admin = sa.create_engine(
-        normalise_url(admin_url or pg_admin_url()), isolation_level="AUTOCOMMIT"
+        normalise_url(admin_url or pg_admin_url()),
+        isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
     )
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:

@@ -216,7 +216,7 @@ def postgres_backends_cpu(url: str) -> float:
 
     from daily_profit.warehouse.io import normalise_url
 
-    engine = sa.create_engine(normalise_url(url))
+    engine = sa.create_engine(normalise_url(url), hide_parameters=True)
     try:
         with engine.connect() as conn:
             pids = conn.exec_driver_sql(
@@ -236,7 +236,11 @@ _OPENED: list[tuple[RiskApiClient, Warehouse]] = []  # to close them (thread mod
 def _init_worker(
     base_url: str, warehouse_url: str, limiter_path: Path | None, barrier: Any
 ) -> None:
-    limiter = SharedAllowance(limiter_path, CONTRACT_REQUESTS_PER_SECOND) if limiter_path else None
+    limiter = (
+        SharedAllowance.on_file(limiter_path, CONTRACT_REQUESTS_PER_SECOND)
+        if limiter_path
+        else None
+    )
     _WORKER.client = RiskApiClient(base_url, SANDBOX_API_KEY, limiter=limiter, max_connections=8)
     _WORKER.warehouse = Warehouse(warehouse_url)
     _WORKER.barrier = barrier

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The sandbox accepts this key; it is not a secret, the real API's key comes from the environment.
 SANDBOX_API_KEY = "sandbox-key"
 SANDBOX_MARKER = "sandbox"
+# Keys the masks of logins, trader ids and account ids (daily_profit.privacy). Public, so fit for
+# the embedded demo only: production sets DAILY_PROFIT_IDENTITY_HASH_KEY to a long random secret.
+DEMO_IDENTITY_HASH_KEY = "daily-profit-demo-identity-key"
 
 
 class Settings(BaseSettings):
@@ -39,6 +43,27 @@ class Settings(BaseSettings):
         description="Base URL of the Risk API, or 'sandbox' to start the built-in simulation.",
     )
     risk_api_key: SecretStr = Field(default=SecretStr(SANDBOX_API_KEY))
+    identity_hash_key: SecretStr = Field(
+        default=SecretStr(DEMO_IDENTITY_HASH_KEY),
+        description="Secret of the keyed hash that masks logins, trader ids and account ids "
+        "in metadata and logs; the default is public (demo only): set it in production, the "
+        "same on every host so masks match.",
+    )
+    rate_limit_backend: Literal["file", "redis", "postgres"] = Field(
+        default="file",
+        description="Where the API key's allowance is shared: 'file' (every process on this "
+        "machine), 'redis' or 'postgres' (every process on every host using the key).",
+    )
+    rate_limit_redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL of the shared allowance (backend 'redis'); a secret, it may "
+        "embed a password.",
+    )
+    rate_limit_postgres_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL of the shared allowance (backend 'postgres'); default the "
+        "warehouse's when that is PostgreSQL. A secret, it may embed a password.",
+    )
     plans_csv_path: Path | None = Field(
         default=None,
         description="Plans CSV export; default the one the sandbox writes under data_dir.",

@@ -1,7 +1,8 @@
-"""Shared fixtures: a fresh PostgreSQL database per test session, warehouse URLs for both engines.
+"""Shared fixtures: a fresh PostgreSQL database per test session, warehouse URLs for both engines,
+the Redis server.
 
-PostgreSQL tests skip with the reason when no server answers, unless ``CI=true``: there a missing
-server is a failure, never a silent skip.
+PostgreSQL and Redis tests skip with the reason when no server answers, unless ``CI=true``: there
+a missing server is a failure, never a silent skip.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +21,7 @@ from daily_profit.config import get_settings
 PG_ADMIN_URL = os.environ.get(
     "DAILY_PROFIT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("DAILY_PROFIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -56,7 +59,7 @@ def _in_ci() -> bool:
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[sa.Engine]:
     """An AUTOCOMMIT engine on the server's maintenance database; skips (or fails in CI) without one."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", hide_parameters=True)
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("select 1"))
@@ -71,6 +74,28 @@ def postgres_admin() -> Iterator[sa.Engine]:
         pytest.skip(reason)
     yield admin
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a reachable Redis server; skips (or fails in CI) without one. Tests use their own
+    keys and delete them."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        where = urlsplit(REDIS_URL)  # host and port only: the URL may hold a password
+        reason = (
+            f"no Redis server reachable at {where.hostname}:{where.port}: {exc.__class__.__name__}"
+        )
+        if _in_ci():
+            pytest.fail(f"CI=true requires Redis; {reason}")
+        pytest.skip(reason)
+    finally:
+        client.close()
+    return REDIS_URL
 
 
 @contextmanager

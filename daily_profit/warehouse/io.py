@@ -182,9 +182,9 @@ def create_warehouse_engine(url: str) -> sa.Engine:
     """The warehouse engine: psycopg 3 on PostgreSQL; WAL and real transactions on SQLite."""
     url = normalise_url(url)
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
     # Several Dagster runs may write the SQLite file at once: wait for the lock rather than fail.
-    engine = sa.create_engine(url, connect_args={"timeout": 120})
+    engine = sa.create_engine(url, connect_args={"timeout": 120}, hide_parameters=True)
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -96,7 +96,7 @@ def test_the_breaker_opens_when_the_api_keeps_failing(open_sandbox):
 
 
 def _spend(base_url: str, key: str, state: str, requests: int, out) -> None:
-    allowance = SharedAllowance(Path(state))
+    allowance = SharedAllowance.on_file(Path(state))
     with RiskApiClient(base_url, key, limiter=allowance) as client:
         for _ in range(requests):
             client.get_page("accounts", {"logins": "1"}, limit=1)

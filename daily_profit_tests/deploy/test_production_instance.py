@@ -37,7 +37,7 @@ def test_materialises_on_a_postgres_backed_instance(fresh_postgres_url, tmp_path
         assert result.success
         assert instance.get_materialized_partitions(dg.AssetKey("probe")) == {"2025-01-02"}
 
-    engine = sa.create_engine(fresh_postgres_url)
+    engine = sa.create_engine(fresh_postgres_url, hide_parameters=True)
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
         stored_runs = conn.execute(sa.text("select count(*) from runs")).scalar_one()

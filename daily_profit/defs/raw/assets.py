@@ -30,7 +30,7 @@ from daily_profit.ingestion.ingest import (
     known_account_ids,
 )
 from daily_profit.ingestion.sources import ApiSource
-from daily_profit.privacy import mask_value
+from daily_profit.privacy import mask_record
 
 RAW_GROUP = "raw"
 # Every asset that calls the Risk API joins this pool; the instance's pool limit bounds how many
@@ -84,12 +84,8 @@ def _waiver(config: RawLandingConfig) -> str | None:
 
 
 def _masked_conflicts(report: IngestReport) -> list[dict[str, object]]:
-    """Conflicting keys with identity values shown only as their hash."""
-    identities = {"login", "accountId", "account_id", "trader", "position", "ticket"}
-    return [
-        {k: mask_value(str(v)) if k in identities and v is not None else v for k, v in c.items()}
-        for c in report.conflict_keys
-    ]
+    """Conflicting keys with identity values shown only as their keyed hash, like previews."""
+    return [mask_record(key) for key in report.conflict_keys]
 
 
 def report_metadata(report: IngestReport) -> dict[str, dg.MetadataValue | int | float | str]:
