@@ -18,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from operator import itemgetter
 from pathlib import Path
@@ -180,9 +180,14 @@ class SourceSpec:
         return tuple(self.by_column[c].api for c in self.natural_key)
 
 
-# --- metrics ---------------------------------------------------------------------------------
+# --- metrics ----------------------------------------------------------------------------------
+#
+# The three metrics kinds share one list of fields; which of them a kind must carry is the
+# contract's paragraph "Which record kind must carry which field". A field listed with ``OPT``
+# is optional on every kind; the others are required on daily rows and, on hourly and alltime
+# rows, only when named in ``_HOURLY_REQUIRED`` / ``_ALLTIME_REQUIRED``.
 
-# Identity and balance fields every metrics row carries (alltime, daily, hourly).
+# Identity fields every metrics row carries (alltime, daily, hourly).
 _METRICS_IDENTITY = (
     _f("login", STR),
     # Nullable here: the raw layer resolves a null accountId before writing (contract).
@@ -242,19 +247,45 @@ _METRICS_STATS = (
     _f("mostTradedSymbol", STR, OPT),
 )
 
+# The identity fields every metrics kind must carry (contract).
+_IDENTITY_REQUIRED = frozenset(
+    ("login", "planId", "trader", "status", "type", "phase", "broker", "mt_version")
+)
+# An hour's slice of trading: identity, the hour, and what was traded in it.
+_HOURLY_REQUIRED = _IDENTITY_REQUIRED | {"date", "hour", "numTrades", "netProfit"}
+# The account as of now: identity, its balances and its lifetime trading.
+_ALLTIME_REQUIRED = _IDENTITY_REQUIRED | {
+    "startingBalance",
+    "currentBalance",
+    "currentEquity",
+    "numTrades",
+    "netProfit",
+}
+
+
+def _required_only(
+    required: frozenset[str], fields: tuple[FieldSpec, ...]
+) -> tuple[FieldSpec, ...]:
+    """The fields with every one outside ``required`` optional (value rules unchanged)."""
+    return tuple(replace(f, required=f.required and f.api in required) for f in fields)
+
+
 METRICS_ALLTIME = SourceSpec(
     name="metrics_alltime",
     table="raw_metrics_alltime",
-    fields=(
-        *_METRICS_IDENTITY,
-        *_METRICS_BALANCES,
-        *_METRICS_STATS,
-        # The contract leaves these untyped: float accepts integers too, and a timestamp
-        # accepts a midnight date string, so neither choice rejects a well-formed value.
-        _f("lifeTimeInDays", FLOAT, OPT, ge=0),
-        _f("dailySharpe", FLOAT, OPT),
-        _f("dailySortino", FLOAT, OPT),
-        _f("updatedDate", TS, OPT),
+    fields=_required_only(
+        _ALLTIME_REQUIRED,
+        (
+            *_METRICS_IDENTITY,
+            *_METRICS_BALANCES,
+            *_METRICS_STATS,
+            # The contract leaves these untyped: float accepts integers too, and a timestamp
+            # accepts a midnight date string, so neither choice rejects a well-formed value.
+            _f("lifeTimeInDays", FLOAT, OPT, ge=0),
+            _f("dailySharpe", FLOAT, OPT),
+            _f("dailySortino", FLOAT, OPT),
+            _f("updatedDate", TS, OPT),
+        ),
     ),
     natural_key=("account_id",),
     partition_column=None,
@@ -280,12 +311,15 @@ METRICS_DAILY = SourceSpec(
 METRICS_HOURLY = SourceSpec(
     name="metrics_hourly",
     table="raw_metrics_hourly",
-    fields=(
-        *_METRICS_IDENTITY,
-        _f("date", DATE),
-        _f("hour", INT, ge=0, le=23),
-        *_METRICS_BALANCES,
-        *_METRICS_STATS,
+    fields=_required_only(
+        _HOURLY_REQUIRED,
+        (
+            *_METRICS_IDENTITY,
+            _f("date", DATE),
+            _f("hour", INT, ge=0, le=23),
+            *_METRICS_BALANCES,
+            *_METRICS_STATS,
+        ),
     ),
     natural_key=("date", "account_id", "hour"),
     partition_column="date",
