@@ -17,6 +17,7 @@ import io
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -492,6 +493,102 @@ QUARANTINE_SCHEMA = pl.Schema(
 )
 
 
+# JSON type names of the field profile (JSON Schema's words).
+JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+}
+
+# The JSON types each contract type accepts (a float field takes integers too).
+ACCEPTED_JSON_TYPES: dict[Kind, frozenset[str]] = {
+    Kind.STR: frozenset({"string"}),
+    Kind.INT: frozenset({"integer"}),
+    Kind.FLOAT: frozenset({"integer", "number"}),
+    Kind.BOOL: frozenset({"boolean"}),
+    Kind.DATE: frozenset({"string"}),
+    Kind.TS: frozenset({"string"}),
+    Kind.JSON: frozenset({"object"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldStats:
+    """What one contract field looked like across the object records of a batch.
+
+    ``types`` counts the JSON type of each non-null value. A float field's values are counted
+    as ``number`` whether or not they have a fraction (both are what the field accepts); in any
+    other field a ``number`` is a non-integer JSON number.
+    """
+
+    present: int
+    non_null: int
+    types: dict[str, int]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"present": self.present, "non_null": self.non_null, "types": dict(self.types)}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProfile:
+    """Per contract field, over every object record a batch received (valid or quarantined)."""
+
+    source: str
+    partition: dt.date | None
+    records: int
+    fields: dict[str, FieldStats]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "partition": None if self.partition is None else self.partition.isoformat(),
+            "records": self.records,
+            "fields": {name: stats.to_dict() for name, stats in self.fields.items()},
+        }
+
+
+def _field_stats(
+    f: FieldSpec, values: list, s: pl.Series, rejected: set[int], present: int, text: bool
+) -> FieldStats:
+    """A field's stats; the typed column answers unless a value was rejected (rare)."""
+    if not rejected:
+        # Every non-null value was of a type the field accepts: the column's nulls say it all.
+        non_null = len(values) - s.null_count()
+        if text:
+            # CSV: an empty cell is missing; every other cell is text.
+            name = "string"
+        elif f.kind is Kind.INT:
+            name = "integer"
+        elif f.kind is Kind.FLOAT:
+            name = "number"
+        else:
+            name = next(iter(ACCEPTED_JSON_TYPES[f.kind]))
+        return FieldStats(present, non_null, {name: non_null} if non_null else {})
+    counts: dict[str, int] = {}
+    non_null = 0
+    for t, k in Counter(map(type, values)).items():
+        if t is type(None):
+            continue
+        non_null += k
+        name = JSON_TYPES.get(t, t.__name__)
+        if text and name == "string":
+            continue
+        counts[name] = counts.get(name, 0) + k
+    if text:
+        # Blank cells are missing, not values.
+        blank = sum(1 for v in values if type(v) is str and not v.strip())
+        non_null -= blank
+        strings = sum(1 for v in values if type(v) is str) - blank
+        if strings:
+            counts["string"] = strings
+    if f.kind is Kind.FLOAT and "integer" in counts:
+        counts["number"] = counts.get("number", 0) + counts.pop("integer")
+    return FieldStats(present, non_null, counts)
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedRecords:
     """What ``parse_records`` made of one batch.
@@ -511,6 +608,8 @@ class ParsedRecords:
     # Records dropped without loss of information: exact repeats of a kept record (offset
     # pagination) and plans CSV rows superseded by a later row of the same planId.
     dropped: int = 0
+    # Per contract field: presence, non-null values and their JSON types (schema drift).
+    profile: FieldProfile | None = None
 
     @property
     def received(self) -> int:
@@ -980,16 +1079,20 @@ def parse_records(
     columns: dict[str, pl.Series] = {}
     all_present = True
     make_column = _text_column if spec.from_text else _api_column
+    stats: dict[str, FieldStats] = {}
     for f in spec.fields:
         try:
             # itemgetter runs in C: the cheap way to pull one field out of every dict.
             values = list(map(itemgetter(f.api), recs))
+            present = n
         except KeyError:
             all_present = False
             values = [r.get(f.api) for r in recs]
+            present = sum(1 for r in recs if f.api in r)
         s, rejected = make_column(f, values, reasons)
         _check_column(f, s, rejected, reasons)
         columns[f.column] = s
+        stats[f.api] = _field_stats(f, values, s, rejected, present, spec.from_text)
     _check_rows(spec, columns, partition, reasons)
 
     frame = pl.DataFrame(list(columns.values()))
@@ -1023,6 +1126,7 @@ def parse_records(
         quarantine=quarantine,
         unknown_fields=_unknown_fields(spec, recs, all_present) if n else {},
         dropped=dropped,
+        profile=FieldProfile(spec.name, partition, n, stats),
     )
 
 

@@ -375,3 +375,23 @@ def test_a_record_that_is_not_an_object_is_quarantined() -> None:
         "record: expected object, got str",
     ]
     assert parsed.quarantine["raw_payload"].to_list() == ["null", "[1,2]", '"x"']
+
+
+def test_the_field_profile_counts_every_object_record_and_its_json_types() -> None:
+    records: list[Any] = records_for("metrics_daily", DAY, 6)
+    records[0]["numTrades"] = "3"  # quarantined, still profiled
+    records[1]["numTrades"] = None
+    del records[2]["numTrades"]
+    records[3]["numTrades"] = True
+    records.append("not an object")
+    parsed = parse_records("metrics_daily", records, partition=DAY)
+    assert parsed.profile is not None
+    assert parsed.profile.records == 6
+    stats = parsed.profile.fields["numTrades"]
+    assert (stats.present, stats.non_null) == (5, 4)
+    assert stats.types == {"integer": 2, "string": 1, "boolean": 1}
+    clean = parsed.profile.fields["netProfit"]
+    assert (clean.present, clean.non_null, clean.types) == (6, 6, {"number": 6})
+    assert parsed.profile.fields["country"].types == {"string": 6}
+    assert set(parsed.profile.fields) == set(SOURCES["metrics_daily"].by_api)
+    assert parsed.profile.to_dict()["fields"]["numTrades"]["non_null"] == 4
