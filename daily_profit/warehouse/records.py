@@ -29,6 +29,8 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from daily_profit.served import FlaggedRecord, ServedLast, conflicting_copy_reason
+
 
 class Kind(StrEnum):
     """Contract types. ``JSON`` is an object stored as canonical JSON text."""
@@ -482,6 +484,9 @@ def source_spec(source: str) -> SourceSpec:
 # rule is first checked by an O(1)-ish test (min/max against a bound, a null count) and the
 # offending rows and their reasons are only worked out when that test fires.
 
+# Reason of a record dated outside the partition being materialised.
+OUTSIDE_PARTITION = "outside_partition"
+
 QUARANTINE_SCHEMA = pl.Schema(
     {
         "source": pl.String,
@@ -610,6 +615,9 @@ class ParsedRecords:
     dropped: int = 0
     # Per contract field: presence, non-null values and their JSON types (schema drift).
     profile: FieldProfile | None = None
+    # Conflicting copies of a natural key quarantined as ``conflicting_copy`` (the client's
+    # and this batch's): the API's total counts each key once.
+    conflicting_copies: int = 0
 
     @property
     def received(self) -> int:
@@ -969,10 +977,14 @@ def _check_rows(
         if s.min() not in (None, partition) or s.max() not in (None, partition):
             api = spec.by_column[pc].api
             for i in _rows(s != partition):
-                reasons.add(i, f"{api}: {s[i]} is outside partition {partition.isoformat()}")
+                reasons.add(
+                    i,
+                    f"{OUTSIDE_PARTITION}: {api} {s[i]} is not the partition "
+                    f"{partition.isoformat()}",
+                )
 
 
-def _maybe_duplicated(spec: SourceSpec, columns: dict[str, pl.Series], n: int) -> bool:
+def _maybe_duplicated(spec: SourceSpec, columns: Mapping[str, pl.Series], n: int) -> bool:
     key = [columns[c] for c in spec.natural_key]
     # A key holding a column that is unique on its own is unique (the usual case: position,
     # accountId): checking that is much cheaper than hashing the whole key.
@@ -981,22 +993,26 @@ def _maybe_duplicated(spec: SourceSpec, columns: dict[str, pl.Series], n: int) -
     return bool(pl.DataFrame(key).is_duplicated().any())
 
 
-def _duplicates(spec: SourceSpec, frame: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
-    """Rows repeating a natural key in the batch: (exact repeats, superseded conflicts).
+def _served_last(spec: SourceSpec, frame: pl.DataFrame) -> tuple[list[int], list[int]]:
+    """Rows of ``frame`` repeating a natural key: (identical repeats, conflicting copies).
 
-    Offset pagination can return a record twice: an identical repeat is dropped (nothing is
-    lost); a different record under the same key keeps the last and quarantines the others.
-    Rows with a null key part (an unresolved accountId) are left to the raw layer.
+    The served-last rule of ``daily_profit.served``, on typed rows in the order served: rows
+    equal in every column are one record; of differing rows the last is kept. Rows with a
+    null key part (an unresolved accountId) cannot be matched and are left alone.
     """
     key = list(spec.natural_key)
     keyed = pl.all_horizontal(pl.col(key).is_not_null())
-    masks = frame.select(
-        # Not the last row of its key ...
-        (keyed & ~pl.struct(key).is_last_distinct()).alias("earlier"),
-        # ... and identical to a later row in every column.
-        (~pl.struct(pl.all()).is_last_distinct()).alias("repeat"),
-    )
-    return masks["earlier"] & masks["repeat"], masks["earlier"] & ~masks["repeat"]
+    candidates = frame.select((keyed & pl.struct(key).is_duplicated()).alias("c"))["c"]
+    rows = candidates.arg_true().to_list()
+    served: ServedLast[int] = ServedLast()
+    key_at = frame.select(key).row
+    row_at = frame.row
+    for i in rows:
+        served.add(key_at(i), i, row_at)
+    kept = set(served.kept())
+    superseded = {i for _, i, _ in served.superseded()}
+    identical = [i for i in rows if i not in kept and i not in superseded]
+    return identical, sorted(superseded)
 
 
 def _last_row_wins(spec: SourceSpec, records: list[dict]) -> tuple[list[dict], int]:
@@ -1036,9 +1052,11 @@ def _quarantine_frame(
     rows: list[int],
     reasons: list[str],
     dates: list[dt.date | None],
+    raw_text: Mapping[int, str] | None = None,
 ) -> pl.DataFrame:
     if not rows:
         return _NO_QUARANTINE
+    raw_text = raw_text or {}
     key_api = spec.natural_key_api
     return pl.DataFrame(
         {
@@ -1046,36 +1064,75 @@ def _quarantine_frame(
             "partition_date": dates,
             "natural_key": [_json_text({a: records[i].get(a) for a in key_api}) for i in rows],
             "reason": reasons,
-            "raw_payload": [_json_text(records[i]) for i in rows],
+            "raw_payload": [raw_text.get(i) or _json_text(records[i]) for i in rows],
         },
         schema=QUARANTINE_SCHEMA,
     )
 
 
 def parse_records(
-    source: str, records: Sequence[Mapping[str, object]], *, partition: dt.date | None
+    source: str,
+    records: Sequence[object],
+    *,
+    partition: dt.date | None,
+    superseded: Sequence[object] = (),
+    resolve: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> ParsedRecords:
     """Validate one batch of raw records against the source's spec.
 
     ``source`` is a source name (``trades_closed``) or its table (``raw_trades_closed``).
     ``partition`` is the day being materialised (None for unpartitioned sources or a range
-    parse); a record dated outside it is quarantined. Values are never coerced: a wrong type,
-    an unparseable date or an impossible value sends the record to quarantine with a reason
-    naming each field at fault. The one normalisation is the canonical spelling of
-    case-insensitive choices (trade ``side``: ``bUY`` -> ``Buy``).
+    parse); a record dated outside it is quarantined (``outside_partition``). Values are never
+    coerced: a wrong type, an unparseable date or an impossible value sends the record to
+    quarantine with a reason naming each field at fault. The one normalisation is the
+    canonical spelling of case-insensitive choices (trade ``side``: ``bUY`` -> ``Buy``).
+
+    Copies of one natural key follow the served-last rule (``daily_profit.served``):
+    ``superseded`` are the conflicting copies the client already set aside, quarantined as
+    ``conflicting_copy``; copies that meet here (among the valid rows, after ``resolve``) are
+    settled the same way. ``resolve`` fills what the key needs before that (the raw layer's
+    null accountIds): it takes the valid rows and returns them in the same order. A
+    :class:`~daily_profit.served.FlaggedRecord` is parsed like any record and quarantined with
+    its problem and its text as served.
     """
     spec = source_spec(source)
-    recs: list[dict] = records if isinstance(records, list) else list(records)  # type: ignore[assignment]
+    items: list = records if isinstance(records, list) else list(records)
+    if superseded:
+        items = [*items, *superseded]
+    first_superseded = len(items) - len(superseded)
+    copy_reason = conflicting_copy_reason(spec.natural_key_api)
+    recs: list[dict] = items
+    reasons = _Reasons()
+    raw_text: dict[int, str] = {}
     not_objects: list[object] = []
-    if not set(map(type, recs)) <= {dict}:
-        # A page's "data" holding something else than objects: kept in quarantine too.
-        not_objects = [r for r in recs if not isinstance(r, Mapping)]
-        recs = [r for r in recs if isinstance(r, Mapping)]
+    conflicting = 0
+    if not set(map(type, items)) <= {dict}:
+        # Records flagged at decoding, and a page's "data" holding something else than
+        # objects: kept in quarantine too.
+        recs = []
+        flagged_rows: list[tuple[int, FlaggedRecord]] = []
+        for position, item in enumerate(items):
+            inner = item.record if isinstance(item, FlaggedRecord) else item
+            if isinstance(inner, Mapping):
+                if isinstance(item, FlaggedRecord):
+                    flagged_rows.append((len(recs), item))
+                if position >= first_superseded:
+                    reasons.add(len(recs), copy_reason)
+                    conflicting += 1
+                recs.append(inner if type(inner) is dict else dict(inner))
+            else:
+                not_objects.append(item)
+        for row, item in flagged_rows:
+            reasons.add(row, item.problem)
+            raw_text[row] = item.raw_text
+    else:
+        for row in range(first_superseded, len(recs)):
+            reasons.add(row, copy_reason)
+        conflicting = len(superseded)
     dropped = 0
     if spec.from_text and recs:
         recs, dropped = _last_row_wins(spec, recs)
     n = len(recs)
-    reasons = _Reasons()
     columns: dict[str, pl.Series] = {}
     all_present = True
     make_column = _text_column if spec.from_text else _api_column
@@ -1096,17 +1153,26 @@ def parse_records(
     _check_rows(spec, columns, partition, reasons)
 
     frame = pl.DataFrame(list(columns.values()))
-    keep: pl.Series | None = None
+    keep = pl.Series([True] * n, dtype=pl.Boolean)
     if reasons.by_row:
-        keep = pl.Series([True] * n).scatter(list(reasons.by_row), False)
-    if n and _maybe_duplicated(spec, columns, n):
-        keep = keep if keep is not None else pl.Series([True] * n)
-        good = keep.arg_true()
-        exact, conflict = _duplicates(spec, frame.filter(keep))
-        for i in good.filter(conflict).to_list():
-            reasons.add(i, "natural key repeated in the batch: a later record supersedes it")
-        dropped += int(exact.sum())
-        keep = keep.scatter(good.filter(conflict | exact), False)
+        keep = keep.scatter(list(reasons.by_row), False)
+    good = keep.arg_true()
+    valid = frame.filter(keep) if reasons.by_row else frame
+    if resolve is not None and valid.height:
+        resolved = resolve(valid)
+        if resolved.height != valid.height:
+            raise ValueError(f"{spec.name}: resolve changed the number of rows")
+        valid = resolved.select(frame.columns)
+    if valid.height and _maybe_duplicated(spec, valid.to_dict(), valid.height):
+        identical, superseded_rows = _served_last(spec, valid)
+        for i in superseded_rows:
+            reasons.add(good[i], copy_reason)
+        dropped += len(identical)
+        conflicting += len(superseded_rows)
+        gone = sorted(identical + superseded_rows)
+        if gone:
+            keep_valid = pl.Series([True] * valid.height).scatter(gone, False)
+            valid = valid.filter(keep_valid)
 
     bad_rows = sorted(reasons.by_row)
     if partition is not None or spec.partition_column is None:
@@ -1115,18 +1181,24 @@ def parse_records(
         # A range parse: file the record under its own date where that date parses.
         dates = columns[spec.partition_column].gather(bad_rows).to_list()
     quarantine = _quarantine_frame(
-        spec, recs, bad_rows, ["; ".join(reasons.by_row[i]) for i in bad_rows], dates
+        spec,
+        recs,
+        bad_rows,
+        ["; ".join(reasons.by_row[i]) for i in bad_rows],
+        dates,
+        raw_text,
     )
     if not_objects:
         quarantine = pl.concat([quarantine, _not_objects_frame(spec, not_objects, partition)])
     return ParsedRecords(
         source=spec.name,
         partition=partition,
-        valid=frame if keep is None else frame.filter(keep),
+        valid=valid,
         quarantine=quarantine,
         unknown_fields=_unknown_fields(spec, recs, all_present) if n else {},
         dropped=dropped,
         profile=FieldProfile(spec.name, partition, n, stats),
+        conflicting_copies=conflicting,
     )
 
 

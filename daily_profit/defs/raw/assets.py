@@ -65,6 +65,7 @@ def report_metadata(report: IngestReport) -> dict[str, dg.MetadataValue | int | 
         "identical_duplicates": report.identical_duplicates,
         "conflicting_duplicates": report.conflicting_duplicates,
         "recovered_after_repaging": report.recovered,
+        "api_rereads": report.rereads,
         "shortfall": report.shortfall,
         "account_ids_resolved": report.account_ids_from_known,
         "account_ids_derived": report.account_ids_derived,
@@ -76,6 +77,11 @@ def report_metadata(report: IngestReport) -> dict[str, dg.MetadataValue | int | 
         "quarantine_reasons": json_value(report.quarantine_reasons),
         "unknown_fields": json_value(report.unknown_fields),
         "conflicts": json_value(report.conflict_keys),
+        **(
+            {"schema_drift": json_value(report.schema_drift.to_dict())}
+            if report.schema_drift is not None
+            else {}
+        ),
         "preview": preview(report.frame),
     }
 
