@@ -669,6 +669,7 @@ class _Deduplicator:
         )
         self._compare_fields = compare_fields
         self._served: ServedLast[Any] = ServedLast()
+        self._items = 0
 
     @property
     def kept(self) -> int:
@@ -695,8 +696,9 @@ class _Deduplicator:
     def _key(self, record: Any) -> tuple[Any, ...]:
         inner = record.record if isinstance(record, FlaggedRecord) else record
         if not isinstance(inner, dict):
-            # Not an object: only an identical item served again is the same one.
-            return ("item", self._body(record))
+            # Not an object: nothing tells two of them apart, so each one served is one item.
+            self._items += 1
+            return ("item", self._items)
         try:
             values = self._get_key(inner)  # a tuple, in C
         except KeyError:
@@ -716,6 +718,12 @@ class _Deduplicator:
         # when its key repeats, not for every record.
         served, key_of, body = self._served, self._key, self._body
         for record in records:
+            if rereading and not isinstance(
+                record.record if isinstance(record, FlaggedRecord) else record, dict
+            ):
+                # A re-read serves again positions already read: a non-object there cannot
+                # be told from one already counted, nor recover anything.
+                continue
             served.add(key_of(record), record, body, rereading=rereading)
 
     def records(self) -> list[Any]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from operator import itemgetter
 from pathlib import Path
+from unicodedata import category
 
 import numpy as np
 import orjson
@@ -90,6 +91,9 @@ class FieldSpec:
     fold_case: bool = False
     # JSON objects: each value must itself be an object with these numeric members.
     item_fields: tuple[str, ...] | None = None
+    # An identity (login, account, trader, ticket, position): no invisible or control
+    # character may hide in it, or one account would silently become two.
+    identifier: bool = False
 
     @property
     def dtype(self) -> pl.DataType:
@@ -109,6 +113,7 @@ def _f(
     choices: tuple[str, ...] | None = None,
     fold_case: bool = False,
     item_fields: tuple[str, ...] | None = None,
+    identifier: bool = False,
 ) -> FieldSpec:
     return FieldSpec(
         api=api,
@@ -122,6 +127,7 @@ def _f(
         choices=choices,
         fold_case=fold_case,
         item_fields=item_fields,
+        identifier=identifier,
     )
 
 
@@ -192,11 +198,11 @@ class SourceSpec:
 
 # Identity fields every metrics row carries (alltime, daily, hourly).
 _METRICS_IDENTITY = (
-    _f("login", STR),
+    _f("login", STR, identifier=True),
     # Nullable here: the raw layer resolves a null accountId before writing (contract).
-    _f("accountId", STR, OPT),
+    _f("accountId", STR, OPT, identifier=True),
     _f("planId", INT),
-    _f("trader", STR),
+    _f("trader", STR, identifier=True),
     _f("status", INT, ge=1, le=3),
     _f("type", INT),
     _f("phase", INT, ge=1, le=4),
@@ -338,9 +344,9 @@ def _trade_fields(closed: bool) -> tuple[FieldSpec, ...]:
         _f("broker", INT),
         _f("mngr", INT),
         _f("platform", INT),
-        _f("ticket", STR),
-        _f("position", STR),
-        _f("login", STR),
+        _f("ticket", STR, identifier=True),
+        _f("position", STR, identifier=True),
+        _f("login", STR, identifier=True),
         _f("stdSymbol", STR),
         _f("trdSymbol", STR, OPT),
         _f("side", STR, choices=("Buy", "Sell"), fold_case=True),
@@ -951,6 +957,8 @@ def _check_column(f: FieldSpec, s: pl.Series, rejected: set[int], reasons: _Reas
             allowed = ", ".join(f.choices)
             for i in _rows(outside):
                 reasons.add(i, f"{f.api}: must be one of {allowed} (got {s[i]!r})")
+    if f.kind is Kind.STR:
+        _check_text(f, s, reasons)
     if f.kind is Kind.STR and f.required:
         # A blank identifier is no identifier. The minimum is a cheap screen: a blank value
         # sorts before any value starting with a printable character.
@@ -959,6 +967,36 @@ def _check_column(f: FieldSpec, s: pl.Series, rejected: set[int], reasons: _Reas
             for i, v in enumerate(s.to_list()):
                 if v is not None and not v.strip():
                     reasons.add(i, f"{f.api}: required, blank ({v!r})")
+
+
+# Longest text a field may hold. The contract's text fields are codes, symbols, names and short
+# comments; a megabyte string is a fault upstream, kept whole in the quarantine's raw payload
+# rather than carried into tables, previews and metadata.
+MAX_TEXT_CHARS = 10_000
+
+# Characters that show nothing (format: zero-width space, RTL/LTR marks, BOM) or control the
+# terminal (control), and line/paragraph separators.
+_INVISIBLE = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _check_text(f: FieldSpec, s: pl.Series, reasons: _Reasons) -> None:
+    """Text length, and no invisible character in an identity (names code points, not values)."""
+    longest = s.str.len_chars().max()
+    if longest is not None and longest > MAX_TEXT_CHARS:  # type: ignore[operator]
+        lengths = s.str.len_chars()
+        for i in _rows(lengths > MAX_TEXT_CHARS):
+            reasons.add(
+                i, f"{f.api}: text of {lengths[i]:,} characters, longer than {MAX_TEXT_CHARS:,}"
+            )
+    if f.identifier:
+        hidden = s.str.contains(_INVISIBLE)
+        if hidden.any():
+            for i in _rows(hidden):
+                points = sorted(
+                    {f"U+{ord(c):04X}" for c in s[i] if category(c) in _INVISIBLE_CATEGORIES}
+                )
+                reasons.add(i, f"{f.api}: invisible or control character {', '.join(points)}")
 
 
 def _check_rows(
