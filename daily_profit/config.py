@@ -114,6 +114,29 @@ class Settings(BaseSettings):
     alert_email_to: list[str] = Field(
         default_factory=list, description="Alert recipients, a JSON list: '[\"desk@firm.com\"]'."
     )
+    risk_api_max_retry_after_s: float = Field(
+        default=300.0,
+        description="Longest Retry-After (seconds) the client honours on a 429; a longer ask "
+        "is waited this long.",
+    )
+    risk_api_request_budget_s: float = Field(
+        default=600.0,
+        description="Time budget of one API request with its retries and waits (seconds).",
+    )
+    risk_api_fetch_budget_s: float = Field(
+        default=1800.0,
+        description="Time budget of one query paged through whole, re-reads included (seconds): "
+        "a raw step's fetch. A Retry-After beyond what is left of it fails the request at once.",
+    )
+    risk_api_reread_max_passes: int = Field(
+        default=4, description="Re-reads of a query that fell short of the API's total."
+    )
+    risk_api_reread_max_calls: int = Field(
+        default=200, description="Most API calls the re-reads of one query may make."
+    )
+    risk_api_reread_max_s: float = Field(
+        default=300.0, description="Most time (seconds) the re-reads of one query may take."
+    )
     sandbox_seed: int = 7
     sandbox_port: int = 8765
     sandbox_accounts: int = 300

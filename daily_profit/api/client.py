@@ -7,13 +7,20 @@ shares (``daily_profit.api.limits``); the breaker stops hammering an API that ke
 Dagster's step retry takes over from there.
 
 ``fetch_all`` pages through an endpoint with ``include-total``, de-duplicates on the natural key
-(identical repeats dropped and counted, conflicting repeats kept once and reported) and, when what
-it kept falls short of the API's ``total``, re-pages with smaller pages to recover what offset
-paging skipped before declaring the shortfall.
+by the served-last rule of :mod:`daily_profit.served` (identical repeats dropped and counted; of
+conflicting copies the last served is kept and the others are handed back for the quarantine)
+and, when what it kept falls short of the API's ``total``, re-reads with smaller pages, bounded
+in calls and time, to recover what offset paging skipped before declaring the shortfall.
+
+A page holding a ``NaN`` or ``Infinity`` literal is not JSON; it is decoded leniently and each
+record holding one comes back as a :class:`~daily_profit.served.FlaggedRecord`, so it costs only
+itself. An envelope without ``Data.data`` or ``Data.total`` is a permanent error.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -29,8 +36,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -42,6 +47,7 @@ from daily_profit.api.errors import (
     RiskApiRateLimited,
     RiskApiTransientError,
 )
+from daily_profit.served import FlaggedRecord, ServedLast
 
 # Largest page each endpoint serves (contract): 500 for accounts, 1000 for metrics and trades.
 MAX_PAGE_SIZE: dict[str, int] = {
@@ -54,16 +60,25 @@ MAX_PAGE_SIZE: dict[str, int] = {
     "v2/regimes/daily": 1000,
 }
 
-# Fields that identify a record for de-duplication, in the API's own names. Metrics use the
-# account's identity triple rather than accountId because accountId may be null on a row.
+# The contract's natural keys, in the API's own names: what identifies a record for
+# de-duplication.
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "accounts": ("login", "mt_version", "broker"),
-    "v2/metrics/alltime": ("login", "mt_version", "broker"),
-    "v2/metrics/daily": ("login", "mt_version", "broker", "date"),
-    "v2/metrics/hourly": ("login", "mt_version", "broker", "date", "hour"),
+    "v2/metrics/alltime": ("accountId",),
+    "v2/metrics/daily": ("accountId", "date"),
+    "v2/metrics/hourly": ("accountId", "date", "hour"),
     "v2/trades/closed": ("broker", "platform", "position", "tradeDate"),
     "v2/trades/open": ("broker", "platform", "position", "tradeDate"),
     "v2/regimes/daily": ("date",),
+}
+
+# A metrics row may come with a null accountId (contract): while paging, such a row is told
+# apart by the account's identity triple instead. The raw layer resolves the id afterwards and
+# applies the same rule again on the contract's key.
+FALLBACK_KEYS: dict[str, tuple[str, ...]] = {
+    "v2/metrics/alltime": ("login", "mt_version", "broker"),
+    "v2/metrics/daily": ("login", "mt_version", "broker", "date"),
+    "v2/metrics/hourly": ("login", "mt_version", "broker", "date", "hour"),
 }
 
 TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
@@ -77,13 +92,47 @@ class AllowanceLimiter(Protocol):
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """Bounds of the HTTP retry layer."""
+    """Bounds of the HTTP retry layer.
+
+    ``max_total_seconds`` bounds one request with its retries and waits, ``fetch_budget_seconds``
+    one whole query (``fetch_all``, re-reads included). A 429's ``Retry-After`` is honoured up
+    to ``max_retry_after`` seconds; one that would end beyond either budget fails the request
+    at once instead of sleeping past it.
+    """
 
     max_attempts: int = 8
-    max_total_seconds: float = 120.0
+    max_total_seconds: float = 600.0
     initial_backoff: float = 0.2
     max_backoff: float = 10.0
     jitter: float = 0.2
+    max_retry_after: float = 300.0
+    fetch_budget_seconds: float = 1800.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RetrySettings:
+        """The bounds configured in ``daily_profit.config.Settings``."""
+        return cls(
+            max_total_seconds=settings.risk_api_request_budget_s,
+            max_retry_after=settings.risk_api_max_retry_after_s,
+            fetch_budget_seconds=settings.risk_api_fetch_budget_s,
+        )
+
+
+@dataclass(frozen=True)
+class RereadSettings:
+    """Bounds of the re-reads that look for records offset paging skipped."""
+
+    max_passes: int = 4
+    max_calls: int = 200
+    max_seconds: float = 300.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RereadSettings:
+        return cls(
+            max_passes=settings.risk_api_reread_max_passes,
+            max_calls=settings.risk_api_reread_max_calls,
+            max_seconds=settings.risk_api_reread_max_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -132,19 +181,36 @@ class Page:
 
 @dataclass
 class FetchResult:
-    """Everything an endpoint served for one query, de-duplicated, with the accounting."""
+    """Everything an endpoint served for one query, de-duplicated, with the accounting.
+
+    ``records`` holds one copy per natural key (the last served), ``superseded`` every other
+    conflicting copy, for the quarantine: together they are everything served, identical
+    repeats aside (``identical_duplicates``). Either may hold a
+    :class:`~daily_profit.served.FlaggedRecord` or a non-object the page served.
+    """
 
     endpoint: str
     params: dict[str, str]
-    records: list[dict[str, Any]]
+    records: list[Any]
     total: int
     identical_duplicates: int = 0
     conflicting_duplicates: int = 0
+    # One entry per superseded copy: {"key": {field: value}, "kept": record, "dropped": record}.
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    superseded: list[Any] = field(default_factory=list)
     recovered: int = 0
     recovery_passes: int = 0
+    # API calls the re-reads made, and why they stopped short of their passes (None: they did
+    # not, or none was needed).
+    rereads: int = 0
+    reread_stopped: str | None = None
     stats: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def served(self) -> int:
+        """Records served, identical repeats not counted: kept plus superseded copies."""
+        return len(self.records) + len(self.superseded)
 
     @property
     def shortfall(self) -> int:
@@ -162,6 +228,13 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
+def _honoured_retry_after(error: BaseException | None, settings: RetrySettings) -> float | None:
+    """The wait a 429 asks for, capped at the configured maximum; None when it asks none."""
+    if isinstance(error, RiskApiRateLimited) and error.retry_after is not None:
+        return min(error.retry_after, settings.max_retry_after)
+    return None
+
+
 class _WaitHonouringRetryAfter:
     """Exponential backoff with jitter, but never shorter than the server's Retry-After."""
 
@@ -169,14 +242,37 @@ class _WaitHonouringRetryAfter:
         self._backoff = wait_exponential_jitter(
             initial=settings.initial_backoff, max=settings.max_backoff, jitter=settings.jitter
         )
-        self._max = settings.max_backoff
+        self._settings = settings
 
     def __call__(self, state: RetryCallState) -> float:
         backoff = self._backoff(state)
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, RiskApiRateLimited) and error.retry_after is not None:
-            return max(min(error.retry_after, self._max * 3), backoff * 0.25)
-        return backoff
+        asked = _honoured_retry_after(
+            state.outcome.exception() if state.outcome else None, self._settings
+        )
+        return backoff if asked is None else max(asked, backoff * 0.25)
+
+
+class _StopAtBudget:
+    """Stop retrying after the attempts, at the deadline, or when a Retry-After outlasts it."""
+
+    def __init__(self, settings: RetrySettings, deadline: float) -> None:
+        self._settings = settings
+        self._deadline = deadline
+        self.why: str | None = None
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self._settings.max_attempts:
+            return True
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            return True
+        asked = _honoured_retry_after(
+            state.outcome.exception() if state.outcome else None, self._settings
+        )
+        if asked is not None and asked > left:
+            self.why = f"Retry-After {asked:g} s outlasts the {left:.0f} s left of the time budget"
+            return True
+        return False
 
 
 class RiskApiClient:
@@ -189,6 +285,7 @@ class RiskApiClient:
         *,
         timeout: float = 30.0,
         retry: RetrySettings | None = None,
+        reread: RereadSettings | None = None,
         breaker: BreakerSettings | None = None,
         limiter: AllowanceLimiter | None = None,
         extra_headers: Mapping[str, str] | None = None,
@@ -210,6 +307,7 @@ class RiskApiClient:
         )
         self.base_url = base_url
         self._retry = retry or RetrySettings()
+        self._reread = reread or RereadSettings()
         breaker_settings = breaker or BreakerSettings()
         # 429 means "slow down", not "the API is down": it never trips the breaker.
         self._breaker = pybreaker.CircuitBreaker(
@@ -290,6 +388,9 @@ class RiskApiClient:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
+            body = _lenient_decode(response.content)
+            if body is not None:
+                return body
             error = (
                 RiskApiTransientError
                 if response.status_code in TRANSIENT_STATUS or response.status_code < 300
@@ -318,9 +419,21 @@ class RiskApiClient:
             )
             raise
 
-    def request(self, endpoint: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """GET one endpoint with retries; returns the decoded success envelope."""
+    def request(
+        self,
+        endpoint: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        """GET one endpoint with retries; returns the decoded success envelope.
+
+        ``deadline`` (``time.monotonic()``) ends the retries of a request that is part of a
+        larger budget (a whole query); the request's own budget applies too.
+        """
         params = dict(params or {})
+        own = time.monotonic() + self._retry.max_total_seconds
+        stop = _StopAtBudget(self._retry, own if deadline is None else min(own, deadline))
 
         def count_retry(state: RetryCallState) -> None:
             self.stats.add(retries=1)
@@ -328,12 +441,22 @@ class RiskApiClient:
         retrying = Retrying(
             retry=retry_if_exception_type(RiskApiTransientError),
             wait=_WaitHonouringRetryAfter(self._retry),
-            stop=stop_after_attempt(self._retry.max_attempts)
-            | stop_after_delay(self._retry.max_total_seconds),
+            stop=stop,
             before_sleep=count_retry,
             reraise=True,
         )
-        return retrying(self._guarded_attempt, endpoint, params)
+        try:
+            return retrying(self._guarded_attempt, endpoint, params)
+        except RiskApiRateLimited as exc:
+            if stop.why is None:
+                raise
+            raise RiskApiRateLimited(
+                f"rate limited; {stop.why}",
+                retry_after=exc.retry_after,
+                endpoint=endpoint,
+                params=params,
+                status_code=exc.status_code,
+            ) from None
 
     def get_page(
         self,
@@ -342,21 +465,33 @@ class RiskApiClient:
         *,
         skip: int = 0,
         limit: int | None = None,
+        deadline: float | None = None,
     ) -> Page:
-        """One page of ``endpoint`` at offset ``skip``, with the API's total."""
+        """One page of ``endpoint`` at offset ``skip``, with the API's total.
+
+        An envelope without a ``Data.data`` list or an integer ``Data.total`` (asked for with
+        ``include-total=1``) breaks the contract: a permanent error naming the call.
+        """
         limit = limit or MAX_PAGE_SIZE.get(endpoint, 1000)
         query = {**(params or {}), "skip": str(skip), "limit": str(limit), "include-total": "1"}
-        body = self.request(endpoint, query)
+        body = self.request(endpoint, query, deadline=deadline)
         data = body.get("Data")
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise RiskApiTransientError(
+            raise RiskApiPermanentError(
                 "envelope has no Data.data list", endpoint=endpoint, params=query
             )
         records = data["data"]
         total = data.get("total")
+        if type(total) is not int:
+            raise RiskApiPermanentError(
+                f"envelope has no integer Data.total although include-total=1 was asked "
+                f"(got {type(total).__name__})",
+                endpoint=endpoint,
+                params=query,
+            )
         return Page(
             records=records,
-            total=total if isinstance(total, int) else None,
+            total=total,
             skip=skip,
             limit=limit,
             count=len(records),
@@ -371,42 +506,55 @@ class RiskApiClient:
         *,
         page_size: int | None = None,
         concurrency: int = 4,
-        recovery_passes: int = 4,
+        recovery_passes: int | None = None,
         compare_fields: frozenset[str] | None = None,
     ) -> FetchResult:
         """Every record of a query: paged, de-duplicated, skipped records recovered if possible.
 
-        Two records with the same natural key are identical repeats when they agree on
+        Two copies with the same natural key are identical repeats when they agree on
         ``compare_fields`` (default: every field); fields outside it, such as ones the contract
-        does not name, never make a conflict. When the kept records fall short of ``total``,
-        up to ``recovery_passes`` re-reads with ever smaller pages look for what was skipped.
+        does not name, never make a conflict. Of conflicting copies the last served is kept
+        (``daily_profit.served``). When the kept records fall short of ``total``, re-reads with
+        ever smaller pages look for what was skipped, within the re-read bounds
+        (``RereadSettings``; ``recovery_passes`` overrides its passes) and the query's time
+        budget (``RetrySettings.fetch_budget_seconds``).
         """
         started = time.perf_counter()
+        deadline = time.monotonic() + self._retry.fetch_budget_seconds
         before = self.stats.snapshot()
         params = dict(params or {})
         page_size = min(
             page_size or self.page_size or MAX_PAGE_SIZE[endpoint], MAX_PAGE_SIZE[endpoint]
         )
-        dedup = _Deduplicator(NATURAL_KEYS[endpoint], compare_fields)
+        dedup = _Deduplicator(NATURAL_KEYS[endpoint], FALLBACK_KEYS.get(endpoint), compare_fields)
 
-        first = self.get_page(endpoint, params, skip=0, limit=page_size)
-        if first.total is None:
-            raise RiskApiTransientError(
-                "include-total=1 returned no total", endpoint=endpoint, params=params
-            )
+        first = self.get_page(endpoint, params, skip=0, limit=page_size, deadline=deadline)
+        assert first.total is not None  # get_page refuses an envelope without it
         total = first.total
         dedup.add_all(first.records)
         self._page_through(
-            endpoint, params, dedup, page_size, total, first_skip=page_size, concurrency=concurrency
+            endpoint,
+            params,
+            dedup,
+            page_size,
+            total,
+            first_skip=page_size,
+            concurrency=concurrency,
+            deadline=deadline,
         )
 
         passes = 0
         kept_after_first_pass = dedup.kept
+        budget = _RereadBudget(
+            calls=self._reread.max_calls,
+            deadline=min(deadline, time.monotonic() + self._reread.max_seconds),
+        )
+        max_passes = self._reread.max_passes if recovery_passes is None else recovery_passes
         # Each re-read uses smaller pages than the last: a record that slipped between two
         # pages is unlikely to slip again at other page boundaries.
         smaller = page_size
-        for _ in range(recovery_passes):
-            if dedup.kept >= total:
+        for _ in range(max_passes):
+            if dedup.kept >= total or budget.stopped is not None:
                 break
             smaller = max(smaller // 2, 1)
             passes += 1
@@ -418,20 +566,27 @@ class RiskApiClient:
                 total,
                 first_skip=0,
                 concurrency=concurrency,
-                rereading=True,
+                deadline=deadline,
+                budget=budget,
             )
 
         after = self.stats.snapshot()
+        superseded = dedup.superseded()
         return FetchResult(
             endpoint=endpoint,
             params=params,
             records=dedup.records(),
             total=total,
             identical_duplicates=dedup.identical,
-            conflicting_duplicates=len(dedup.conflicts),
-            conflicts=dedup.conflicts,
+            conflicting_duplicates=len(superseded),
+            conflicts=[
+                {"key": key, "kept": kept, "dropped": dropped} for key, dropped, kept in superseded
+            ],
+            superseded=[dropped for _, dropped, _ in superseded],
             recovered=dedup.kept - kept_after_first_pass,
             recovery_passes=passes,
+            rereads=budget.used,
+            reread_stopped=budget.stopped if dedup.kept < total else None,
             stats={k: after[k] - before[k] for k in after},
             seconds=time.perf_counter() - started,
         )
@@ -446,50 +601,91 @@ class RiskApiClient:
         *,
         first_skip: int,
         concurrency: int,
-        rereading: bool = False,
+        deadline: float,
+        budget: _RereadBudget | None = None,
     ) -> None:
         offsets = list(range(first_skip, total, page_size))
-        if not offsets:
-            return
+        rereading = budget is not None
 
-        def fetch(skip: int) -> list[dict[str, Any]]:
-            return self.get_page(endpoint, params, skip=skip, limit=page_size).records
+        def fetch(skip: int) -> list[Any]:
+            return self.get_page(
+                endpoint, params, skip=skip, limit=page_size, deadline=deadline
+            ).records
 
-        if concurrency <= 1 or len(offsets) == 1:
-            for skip in offsets:
-                dedup.add_all(fetch(skip), rereading=rereading)
-            return
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="risk-api") as pool:
-            # map() yields in offset order, so de-duplication keeps the first-served copy.
-            for records in pool.map(fetch, offsets):
-                dedup.add_all(records, rereading=rereading)
+        # A re-read goes in rounds of ``concurrency`` pages so its bounds are checked as it
+        # goes; the first pass is bounded by the query's deadline alone.
+        step = max(concurrency, 1) if rereading else len(offsets)
+        for start in range(0, len(offsets), max(step, 1)):
+            chunk = offsets[start : start + step]
+            if budget is not None:
+                chunk = budget.take(chunk)
+                if not chunk:
+                    return
+            if concurrency <= 1 or len(chunk) == 1:
+                for skip in chunk:
+                    dedup.add_all(fetch(skip), rereading=rereading)
+                continue
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="risk-api") as pool:
+                # map() yields in offset order: "served last" is the last in offset order.
+                for records in pool.map(fetch, chunk):
+                    dedup.add_all(records, rereading=rereading)
+
+
+@dataclass
+class _RereadBudget:
+    """What the re-reads of one query may still spend: calls and time."""
+
+    calls: int
+    deadline: float
+    used: int = 0
+    stopped: str | None = None
+
+    def take(self, offsets: list[int]) -> list[int]:
+        """The offsets of the next round that the budget allows; records why it stops."""
+        if time.monotonic() >= self.deadline:
+            self.stopped = self.stopped or "time limit"
+            return []
+        allowed = offsets[: max(self.calls - self.used, 0)]
+        if len(allowed) < len(offsets):
+            self.stopped = "call limit"
+        self.used += len(allowed)
+        return allowed
 
 
 class _Deduplicator:
-    """Keeps the first copy of each natural key; counts identical and conflicting repeats."""
+    """The served-last rule over everything a query served (``daily_profit.served``)."""
 
     def __init__(
-        self, key_fields: tuple[str, ...], compare_fields: frozenset[str] | None = None
+        self,
+        key_fields: tuple[str, ...],
+        fallback_fields: tuple[str, ...] | None = None,
+        compare_fields: frozenset[str] | None = None,
     ) -> None:
         self._key_fields = key_fields
+        self._fallback_fields = fallback_fields
         # Always a tuple (itemgetter of one field returns the bare value).
         self._get_key = (
             itemgetter(*key_fields) if len(key_fields) > 1 else lambda r: (r[key_fields[0]],)
         )
         self._compare_fields = compare_fields
-        # key -> (first record, its canonical body or None until a repeat of the key needs it)
-        self._kept: dict[bytes, tuple[dict[str, Any], bytes | None]] = {}
-        self._unkeyed: list[Any] = []
-        self.identical = 0
-        self.conflicts: list[dict[str, Any]] = []
-        self._conflicting_bodies: set[tuple[bytes, bytes]] = set()
+        self._served: ServedLast[Any] = ServedLast()
+        self._items = 0
 
     @property
     def kept(self) -> int:
-        return len(self._kept) + len(self._unkeyed)
+        """Distinct records kept so far (one per key)."""
+        return len(self._served)
 
-    def _body(self, record: dict[str, Any]) -> bytes:
+    @property
+    def identical(self) -> int:
+        return self._served.identical
+
+    def _body(self, record: Any) -> bytes:
         """Canonical JSON of the compared fields: what makes two copies identical."""
+        if isinstance(record, FlaggedRecord):
+            return b"flagged:" + record.raw_text.encode("utf-8", "surrogatepass")
+        if not isinstance(record, dict):
+            return b"item:" + json.dumps(record, sort_keys=True, default=repr).encode()
         compared = (
             record
             if self._compare_fields is None
@@ -497,56 +693,103 @@ class _Deduplicator:
         )
         return orjson.dumps(compared, option=orjson.OPT_SORT_KEYS)
 
+    def _key(self, record: Any) -> tuple[Any, ...]:
+        inner = record.record if isinstance(record, FlaggedRecord) else record
+        if not isinstance(inner, dict):
+            # Not an object: nothing tells two of them apart, so each one served is one item.
+            self._items += 1
+            return ("item", self._items)
+        try:
+            values = self._get_key(inner)  # a tuple, in C
+        except KeyError:
+            values = tuple(inner.get(f) for f in self._key_fields)
+        if None not in values and _hashable(values):
+            return values
+        if self._fallback_fields is not None:
+            fallback = tuple(inner.get(f) for f in self._fallback_fields)
+            if None not in fallback and _hashable(fallback):
+                return ("identity", *fallback)
+        # Without its key a record cannot be matched: identical bodies are still repeats.
+        return ("unkeyed", self._body(record))
+
     def add_all(self, records: list[Any], *, rereading: bool = False) -> None:
         """Add served records; on a re-read (recovery pass) identical repeats are expected."""
         # Speed (benchmarks/ingest_e2e.py): the canonical body of a record is computed only
-        # when its key repeats (or is incomplete), not for every record. Serialising every
-        # record's body capped a day's paging at ~55,000 records/s under the GIL; the results
-        # (kept copy, identical/conflicting counts) are the same.
-        fields = self._key_fields
-        kept = self._kept
-        get_key = self._get_key
+        # when its key repeats, not for every record.
+        served, key_of, body = self._served, self._key, self._body
         for record in records:
-            if not isinstance(record, dict):
-                # Kept as-is so the parser quarantines it with a reason; never dropped here.
-                self._unkeyed.append(record)
+            if rereading and not isinstance(
+                record.record if isinstance(record, FlaggedRecord) else record, dict
+            ):
+                # A re-read serves again positions already read: a non-object there cannot
+                # be told from one already counted, nor recover anything.
                 continue
-            try:
-                key_values = get_key(record)  # a tuple, in C
-            except KeyError:
-                key_values = tuple(record.get(f) for f in fields)
-            body: bytes | None = None
-            if None in key_values:
-                # Without its key a record cannot be matched: identical bodies are still repeats.
-                body = self._body(record)
-                key = b"unkeyed:" + body
-            else:
-                key = orjson.dumps(key_values)
-            seen = kept.get(key)
-            if seen is None:
-                kept[key] = (record, body)
-                continue
-            seen_body = seen[1]
-            if seen_body is None:
-                seen_body = self._body(seen[0])
-                kept[key] = (seen[0], seen_body)
-            if body is None:
-                body = self._body(record)
-            if seen_body == body:
-                self.identical += not rereading
-            elif (key, body) not in self._conflicting_bodies:
-                # The same conflicting copy served again (a re-read) is still one conflict.
-                self._conflicting_bodies.add((key, body))
-                self.conflicts.append(
-                    {
-                        "key": dict(zip(fields, key_values, strict=True)),
-                        "kept": seen[0],
-                        "dropped": record,
-                    }
-                )
+            served.add(key_of(record), record, body, rereading=rereading)
 
     def records(self) -> list[Any]:
-        return [record for record, _ in self._kept.values()] + self._unkeyed
+        return self._served.kept()
+
+    def superseded(self) -> list[tuple[dict[str, Any], Any, Any]]:
+        """(key by field, superseded copy, kept copy) of every conflicting copy."""
+        out = []
+        for key, dropped, kept in self._served.superseded():
+            fields = self._key_fields
+            values: tuple[Any, ...] = key  # type: ignore[assignment]
+            if key and key[0] == "identity":
+                fields, values = self._fallback_fields or (), key[1:]  # type: ignore[index]
+            out.append((dict(zip(fields, values, strict=False)), dropped, kept))
+        return out
+
+
+def _hashable(values: tuple[Any, ...]) -> bool:
+    try:
+        hash(values)
+    except TypeError:
+        return False
+    return True
+
+
+def _non_finite_path(value: Any, path: str = "") -> tuple[str, float] | None:
+    """The first place a lenient decode put a NaN or infinity, as ``field.sub[2]``."""
+    if type(value) is float:
+        return None if math.isfinite(value) else (path or "record", value)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _non_finite_path(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _non_finite_path(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _lenient_decode(content: bytes) -> Any | None:
+    """A body orjson refused, decoded by the standard library, which reads ``NaN``,
+    ``Infinity`` and ``-Infinity`` literals; each record holding one is flagged. None when the
+    body is not JSON even so."""
+    try:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
+        return None
+    data = body.get("Data") if isinstance(body, dict) else None
+    records = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(records, list):
+        return body
+    for i, record in enumerate(records):
+        found = _non_finite_path(record)
+        if found is None:
+            continue
+        where, value = found
+        literal = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        records[i] = FlaggedRecord(
+            record=record,
+            raw_text=json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+            problem=f"{where}: {literal} literal, not valid JSON",
+        )
+    return body
 
 
 def _error_message(body: Any) -> str:
@@ -568,6 +811,7 @@ __all__ = [
     "CallStats",
     "FetchResult",
     "Page",
+    "RereadSettings",
     "RetrySettings",
     "RiskApiClient",
     "RiskApiError",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from daily_profit.api.client import RiskApiClient
+from daily_profit.api.client import RereadSettings, RetrySettings, RiskApiClient
 from daily_profit.api.limits import SharedAllowance
 from daily_profit.config import SANDBOX_MARKER, get_settings
 from daily_profit.modeling.tracking import (
@@ -92,6 +92,8 @@ class RiskApiResource(dg.ConfigurableResource):
             self.resolved_base_url(),
             settings.risk_api_key.get_secret_value(),
             limiter=limiter,
+            retry=RetrySettings.from_settings(settings),
+            reread=RereadSettings.from_settings(settings),
             extra_headers=headers,
             max_connections=max(self.concurrency, 1) * 2,
             page_size=self.page_size,

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from daily_profit.ingestion.drift import SchemaDrift
 from daily_profit.ingestion.schemas import schema_failures
 from daily_profit.warehouse.records import SourceSpec
 
@@ -24,6 +25,8 @@ NATURAL_KEY_UNIQUE = "natural_key_unique"
 COMPLETE_AGAINST_API = "complete_against_api"
 QUARANTINE_SHARE = "quarantine_share_in_bounds"
 NO_UNKNOWN_FIELDS = "no_unknown_fields"
+SCHEMA_NOT_DRIFTED = "schema_not_drifted"
+FIELDS_IN_LINE = "fields_in_line"
 DAY_PUBLISHED = "day_published"
 
 # Quarantine reason of the rows of an attempt whose audit failed: kept, never published.
@@ -96,6 +99,8 @@ class FetchCounts:
     identical_duplicates: int = 0
     conflicting_duplicates: int = 0
     shortfall: int = 0
+    # Records served, identical repeats aside (None: not counted, e.g. a CSV export).
+    served: int | None = None
     unknown_fields: dict[str, int] = field(default_factory=dict)
 
 
@@ -106,14 +111,49 @@ def audit_batch(
     *,
     threshold: QuarantineThreshold,
     day: dt.date | None,
+    drift: SchemaDrift | None = None,
 ) -> list[CheckOutcome]:
     """Every check of the new rows of one source-day (``day`` None for a snapshot)."""
-    return [
+    outcomes = [
         schema_check(spec, valid),
         natural_key_check(spec, valid),
         completeness_check(counts),
         quarantine_share_check(counts, threshold),
         unknown_fields_check(counts),
+    ]
+    if drift is not None:
+        outcomes += drift_checks(drift)
+    return outcomes
+
+
+def drift_checks(drift: SchemaDrift) -> list[CheckOutcome]:
+    """Schema drift on the API's side: blocking (a required field gone from every record, a
+    field of a new type) and warnings (an optional field turned all-null, int widened to float)."""
+    return [
+        CheckOutcome(
+            SCHEMA_NOT_DRIFTED,
+            passed=not drift.blocking,
+            blocking=True,
+            metadata={
+                "records": drift.records,
+                "drifted_fields": ", ".join(f.field for f in drift.blocking),
+                "findings": [f.to_dict() for f in drift.blocking],
+            },
+            description="No field the record kind must carry is missing from every record, and "
+            "no field arrives in a type the contract does not allow (schema drift upstream).",
+        ),
+        CheckOutcome(
+            FIELDS_IN_LINE,
+            passed=not drift.warnings,
+            blocking=False,
+            metadata={
+                "records": drift.records,
+                "fields": ", ".join(f.field for f in drift.warnings),
+                "findings": [f.to_dict() for f in drift.warnings],
+            },
+            description="Warns when an optional field turned all-null or an integer field "
+            "widened to float.",
+        ),
     ]
 
 
@@ -153,13 +193,16 @@ def natural_key_check(spec: SourceSpec, valid: pl.DataFrame) -> CheckOutcome:
 
 
 def completeness_check(counts: FetchCounts) -> CheckOutcome:
-    accounted = counts.landed + counts.quarantined
+    # The API's total counts a natural key once: conflicting copies (quarantined) count once.
+    accounted = counts.landed + counts.quarantined - counts.conflicting_duplicates
+    nothing_lost = counts.served is None or counts.served == counts.landed + counts.quarantined
     return CheckOutcome(
         COMPLETE_AGAINST_API,
-        passed=accounted == counts.api_total and counts.shortfall == 0,
+        passed=accounted == counts.api_total and counts.shortfall == 0 and nothing_lost,
         blocking=True,
         metadata={
             "api_total": counts.api_total,
+            "records_served": counts.served if counts.served is not None else "n/a",
             "rows_landed": counts.landed,
             "rows_quarantined": counts.quarantined,
             "missing": counts.api_total - accounted,
@@ -174,13 +217,15 @@ def completeness_check(counts: FetchCounts) -> CheckOutcome:
 
 
 def quarantine_share_check(counts: FetchCounts, threshold: QuarantineThreshold) -> CheckOutcome:
-    served = counts.landed + counts.quarantined
-    share = counts.quarantined / served if served else 0.0
+    # Conflicting copies are the API serving one record twice, not bad records: not counted.
+    served = counts.landed + counts.quarantined - counts.conflicting_duplicates
+    rejected = counts.quarantined - counts.conflicting_duplicates
+    share = rejected / served if served else 0.0
     if served >= threshold.min_records:
         passed = share <= threshold.max_share
         rule = f"at most {threshold.max_share:.1%} of {served} records"
     else:
-        passed = counts.quarantined == 0 or counts.landed > 0
+        passed = rejected == 0 or counts.landed > 0
         rule = f"fewer than {threshold.min_records} records: at least one valid when any served"
     return CheckOutcome(
         QUARANTINE_SHARE,
@@ -188,7 +233,8 @@ def quarantine_share_check(counts: FetchCounts, threshold: QuarantineThreshold) 
         blocking=True,
         metadata={
             "records": served,
-            "rows_quarantined": counts.quarantined,
+            "rows_quarantined": rejected,
+            "conflicting_copies": counts.conflicting_duplicates,
             "quarantined_share": round(share, 6),
             "max_share": threshold.max_share,
             "rule": rule,

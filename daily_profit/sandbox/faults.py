@@ -27,6 +27,26 @@ every fault. Keys (aliases in brackets)::
     malformed=<p>                  probability that a page carries one malformed record
     malformed_kind=<kind>          force missing | type | value | time (closed trades only)
     extra=<p> [extra_fields]       probability that a page's records carry unknown fields
+    nan=<p>                        probability that a page's record holds a NaN or Infinity
+                                   literal (not valid JSON) in a numeric field
+    non_object=<p>                 probability that a page's record is served as something else
+                                   than an object (its JSON text as a string, a number, null,
+                                   an array)
+    invisible=<p> [unicode]        probability that a page's record has an invisible character
+                                   (zero-width space, RTL/LTR mark, BOM) inside its login
+    huge=<p> [huge_string]         probability that a page's record has a huge string in a text
+                                   field
+    huge_chars=<n>                 its length (default 5 MiB of characters)
+    outside=<p> [outside_partition]  probability that a page's record is dated the day after
+    drop_field=<p>                 probability, per listing, that one required field is dropped
+                                   from every record of it (a whole day's query)
+    drop_field_name=<name>         the field to drop (default per endpoint, see DAY_DAMAGE)
+    retype_field=<p>               probability, per listing, that one field changes type in
+                                   every record of it (numTrades as a string)
+    retype_field_name=<name>       the field to retype (default per endpoint)
+    inflate_total=<p>              probability, per listing, that ``total`` exceeds what is
+                                   served on every page of it
+    inflate_by=<n>                 by how much (default 5)
 
 Example: ``X-Sandbox-Faults: 429=1, storm_length=2, seed=3``.
 
@@ -50,6 +70,12 @@ with a smaller page or by ``logins`` (another signature) draws again.
   ``"netProfit": "abc"`` (``type``), an impossible value such as ``lots < 0`` or
   ``numTrades = -1`` (``value``), or a ``closeTime`` before its ``openTime`` (``time``).
 * Unknown extra fields are added to every record of the page.
+* ``nan``, ``non_object``, ``invisible``, ``huge`` and ``outside`` each damage one record of a
+  page in place (``count`` and ``total`` unchanged): the record is still served, in a form the
+  platform must quarantine without losing the page.
+* ``drop_field``, ``retype_field`` and ``inflate_total`` are decided per listing (the query
+  without its paging parameters: a source's day), not per request: every page and every
+  retry or re-read of that listing gets them, as an API whose schema changed for a day would.
 """
 
 from __future__ import annotations
@@ -59,6 +85,8 @@ import random
 import threading
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+import orjson
 
 FAULTS_HEADER = "X-Sandbox-Faults"
 SERVER_ERROR_CODES = (500, 502, 503, 504)
@@ -86,6 +114,21 @@ _KEYS: dict[str, str] = {
     "malformed_kind": "malformed_kind",
     "extra": "extra_fields",
     "extra_fields": "extra_fields",
+    "nan": "nan",
+    "non_object": "non_object",
+    "invisible": "invisible_login",
+    "unicode": "invisible_login",
+    "huge": "huge_string",
+    "huge_string": "huge_string",
+    "huge_chars": "huge_chars",
+    "outside": "outside_partition",
+    "outside_partition": "outside_partition",
+    "drop_field": "drop_field",
+    "drop_field_name": "drop_field_name",
+    "retype_field": "retype_field",
+    "retype_field_name": "retype_field_name",
+    "inflate_total": "inflate_total",
+    "inflate_by": "inflate_by",
 }
 _PROBABILITIES = (
     "rate_limit_storm",
@@ -96,7 +139,21 @@ _PROBABILITIES = (
     "conflict",
     "malformed",
     "extra_fields",
+    "nan",
+    "non_object",
+    "invisible_login",
+    "huge_string",
+    "outside_partition",
+    "drop_field",
+    "retype_field",
+    "inflate_total",
 )
+# Text-valued keys of the header (the rest are numbers).
+_TEXT_KEYS = frozenset({"malformed_kind", "drop_field_name", "retype_field_name"})
+HUGE_CHARS = 5 * 1024 * 1024
+# Invisible characters put inside a login: zero-width space, right-to-left mark, left-to-right
+# mark, zero-width no-break space (BOM).
+INVISIBLE_CHARACTERS = ("\u200b", "\u200f", "\u200e", "\ufeff")
 
 
 class FaultSpecError(ValueError):
@@ -124,6 +181,18 @@ class FaultConfig:
     malformed: float = 0.0
     malformed_kind: str | None = None
     extra_fields: float = 0.0
+    nan: float = 0.0
+    non_object: float = 0.0
+    invisible_login: float = 0.0
+    huge_string: float = 0.0
+    huge_chars: int = HUGE_CHARS
+    outside_partition: float = 0.0
+    drop_field: float = 0.0
+    drop_field_name: str | None = None
+    retype_field: float = 0.0
+    retype_field_name: str | None = None
+    inflate_total: float = 0.0
+    inflate_by: int = 5
 
     def __post_init__(self) -> None:
         for name in _PROBABILITIES:
@@ -142,6 +211,8 @@ class FaultConfig:
             raise FaultSpecError("shift_by must not be 0")
         if self.malformed_kind is not None and self.malformed_kind not in MALFORMED_KINDS:
             raise FaultSpecError(f"malformed_kind must be one of {MALFORMED_KINDS}")
+        if self.huge_chars < 1 or self.inflate_by < 1:
+            raise FaultSpecError("huge_chars and inflate_by must be >= 1")
 
     @property
     def any(self) -> bool:
@@ -209,6 +280,8 @@ def _convert(key: str, annotation: Any, value: str) -> Any:
     try:
         if key == "malformed_kind":
             return value.lower()
+        if key in _TEXT_KEYS:
+            return value
         if "int" in kind:
             return int(value)
         return float(value)
@@ -228,8 +301,35 @@ class FaultDecision:
     conflict: bool = False
     malformed: str | None = None
     extra_fields: bool = False
+    nan: bool = False
+    non_object: bool = False
+    invisible_login: bool = False
+    huge_string: int = 0  # characters of the huge string, 0: none
+    outside_partition: bool = False
+    # Per listing: a field dropped from / retyped in every record (None: the endpoint's
+    # default field), the excess of ``total``.
+    drop_field: bool = False
+    drop_field_name: str | None = None
+    retype_field: bool = False
+    retype_field_name: str | None = None
+    inflate_total: int = 0
     # Seed of record-level choices (which record, which value), for reproducibility.
     record_seed: int = 0
+
+    @property
+    def damages_records(self) -> bool:
+        return bool(
+            self.conflict
+            or self.malformed
+            or self.extra_fields
+            or self.nan
+            or self.non_object
+            or self.invisible_login
+            or self.huge_string
+            or self.outside_partition
+            or self.drop_field
+            or self.retype_field
+        )
 
     @property
     def kinds(self) -> list[str]:
@@ -250,6 +350,12 @@ class FaultDecision:
             out.append("malformed")
         if self.extra_fields:
             out.append("extra_fields")
+        for name in ("nan", "non_object", "invisible_login", "huge_string", "outside_partition"):
+            if getattr(self, name):
+                out.append(name)
+        for name in ("drop_field", "retype_field", "inflate_total"):
+            if getattr(self, name):
+                out.append(name)
         return out
 
 
@@ -269,9 +375,14 @@ class FaultInjector:
     _state: dict[str, _Signature] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def decide(self, config: FaultConfig, signature: str) -> FaultDecision:
+    def decide(
+        self, config: FaultConfig, signature: str, listing: str | None = None
+    ) -> FaultDecision:
+        """The faults of one request. ``listing`` (the request without its paging parameters)
+        keys the per-listing faults; default the signature."""
         if not config.any:
             return FaultDecision()
+        day = _listing_faults(config, listing or signature)
         with self._lock:
             st = self._state.setdefault(signature, _Signature())
             attempt = st.attempts
@@ -313,18 +424,47 @@ class FaultInjector:
             if rng.random() < config.malformed:
                 malformed = config.malformed_kind or rng.choice(MALFORMED_KINDS)
             extra = rng.random() < config.extra_fields
-            return FaultDecision(
+            # Drawn after the older faults, so a seed keeps giving those the same decisions.
+            nan = rng.random() < config.nan
+            non_object = rng.random() < config.non_object
+            invisible = rng.random() < config.invisible_login
+            huge = config.huge_chars if rng.random() < config.huge_string else 0
+            outside = rng.random() < config.outside_partition
+            return replace(
+                day,
                 delay=delay,
                 shift=shift,
                 conflict=conflict,
                 malformed=malformed,
                 extra_fields=extra,
+                nan=nan,
+                non_object=non_object,
+                invisible_login=invisible,
+                huge_string=huge,
+                outside_partition=outside,
                 record_seed=record_seed,
             )
 
     def reset(self) -> None:
         with self._lock:
             self._state.clear()
+
+
+def _listing_faults(config: FaultConfig, listing: str) -> FaultDecision:
+    """The per-listing faults: the same for every page, attempt and re-read of a listing."""
+    if not (config.drop_field or config.retype_field or config.inflate_total):
+        return FaultDecision()
+    rng = random.Random(f"{config.seed}|{listing}|listing")
+    drop = rng.random() < config.drop_field
+    retype = rng.random() < config.retype_field
+    inflate = rng.random() < config.inflate_total
+    return FaultDecision(
+        drop_field=drop,
+        drop_field_name=config.drop_field_name,
+        retype_field=retype,
+        retype_field_name=config.retype_field_name,
+        inflate_total=config.inflate_by if inflate else 0,
+    )
 
 
 # Record-level damage, per endpoint: (field to change for a conflict, required field to drop,
@@ -338,6 +478,77 @@ RECORD_DAMAGE: dict[str, tuple[str, str, str, tuple[str, Any]]] = {
     "v2/trades/open": ("profit", "position", "profit", ("lots", -1.0)),
     "v2/regimes/daily": ("sentimentScore", "volatilityRegime", "riskOnProb", ("riskOnProb", 1.7)),
 }
+
+
+# Per endpoint: (required field a whole day loses, field a whole day serves as a string, text
+# field that gets the huge string, date field of the partition).
+DAY_DAMAGE: dict[str, tuple[str, str, str, str | None]] = {
+    "accounts": ("login", "numTrades", "country", None),
+    "v2/metrics/alltime": ("currentEquity", "numTrades", "mostTradedSymbol", None),
+    "v2/metrics/daily": ("numTrades", "numTrades", "mostTradedSymbol", "date"),
+    "v2/metrics/hourly": ("netProfit", "numTrades", "mostTradedSymbol", "date"),
+    "v2/trades/closed": ("profit", "lots", "comment", "tradeDate"),
+    "v2/trades/open": ("profit", "lots", "comment", "tradeDate"),
+    "v2/regimes/daily": ("volatilityRegime", "sentimentScore", "liquidityState", "date"),
+}
+
+_NAN_MARK = "__sandbox_non_finite__"
+
+
+def nan_record(record: dict[str, Any], endpoint: str, rng: random.Random) -> bytes:
+    """The record's JSON with a NaN, Infinity or -Infinity literal in a numeric field."""
+    name = RECORD_DAMAGE[endpoint][0]
+    literal = rng.choice((b"NaN", b"Infinity", b"-Infinity"))
+    copy = dict(record)
+    copy[name] = _NAN_MARK
+    return orjson.dumps(copy).replace(b'"' + _NAN_MARK.encode() + b'"', literal)
+
+
+def non_object(record_json: bytes, rng: random.Random) -> bytes:
+    """Something else than an object in the record's place."""
+    choice = rng.randrange(4)
+    if choice == 0:
+        return orjson.dumps(record_json.decode())  # the record as a string of JSON
+    if choice == 1:
+        return b"null"
+    if choice == 2:
+        return b"[" + record_json + b"]"
+    return str(rng.randint(-1000, 1000)).encode()
+
+
+def invisible_login(record: dict[str, Any], rng: random.Random) -> bool:
+    """An invisible character inside the record's login; False when it has none."""
+    login = record.get("login")
+    if not isinstance(login, str) or not login:
+        return False
+    at = rng.randint(0, len(login))
+    record["login"] = login[:at] + rng.choice(INVISIBLE_CHARACTERS) + login[at:]
+    return True
+
+
+def huge_string(record: dict[str, Any], endpoint: str, chars: int) -> None:
+    record[DAY_DAMAGE[endpoint][2]] = "W" * chars
+
+
+def outside_partition(record: dict[str, Any], endpoint: str) -> bool:
+    """Date the record the day after its own; False for an endpoint without a date."""
+    name = DAY_DAMAGE[endpoint][3]
+    value = record.get(name) if name else None
+    if not isinstance(value, str):
+        return False
+    day = dt.date.fromisoformat(value[:10]) + dt.timedelta(days=1)
+    record[name] = day.isoformat() + value[10:]  # type: ignore[index]
+    return True
+
+
+def drop_field(record: dict[str, Any], endpoint: str, name: str | None) -> None:
+    record.pop(name or DAY_DAMAGE[endpoint][0], None)
+
+
+def retype_field(record: dict[str, Any], endpoint: str, name: str | None) -> None:
+    name = name or DAY_DAMAGE[endpoint][1]
+    if record.get(name) is not None:
+        record[name] = str(record[name])
 
 
 def damage_record(record: dict[str, Any], endpoint: str, kind: str, rng: random.Random) -> str:

@@ -75,6 +75,13 @@ from daily_profit.sandbox.faults import (
     FaultSpecError,
     conflicting_copy,
     damage_record,
+    drop_field,
+    huge_string,
+    invisible_login,
+    nan_record,
+    non_object,
+    outside_partition,
+    retype_field,
 )
 from daily_profit.sandbox.simulation import SandboxData
 
@@ -581,8 +588,11 @@ class SandboxApp:
             faults = self.faults.with_header(header)
         except (BadRequest, FaultSpecError) as exc:
             return self._respond(path, _error(400, str(exc)))
-        signature = f"{path}?{sorted(request.query_params.multi_items())}|{header or ''}"
-        decision = self.injector.decide(faults, signature)
+        items = sorted(request.query_params.multi_items())
+        signature = f"{path}?{items}|{header or ''}"
+        # The listing: the same query whatever page of it (per-listing faults).
+        listing = f"{path}?{[i for i in items if i[0] not in _PAGING]}|{header or ''}"
+        decision = self.injector.decide(faults, signature, listing)
         for kind in decision.kinds:
             self.stats.faults[kind] += 1
         if decision.delay:
@@ -616,14 +626,14 @@ class SandboxApp:
 
     def _page(self, table: _Table, query: _Query, decision: FaultDecision) -> Response:
         selection = self._selection(table, query)
-        total = len(selection)
+        total = len(selection) + decision.inflate_total
         start = query.skip + decision.shift
         if decision.shift and start < 0:
             start = 0
         rows = selection.take(start, start + query.limit)
         count = int(rows.size)
         payload: bytes | memoryview
-        if decision.conflict or decision.malformed or decision.extra_fields:
+        if decision.damages_records:
             damaged = self._damage(table.spec.path, table.records(rows), decision)
             payload, count = b",".join(damaged), len(damaged)
         else:
@@ -641,6 +651,31 @@ class SandboxApp:
         out: list[Any] = [bytes(r) for r in records]
         if not out:
             return out
+        if decision.drop_field or decision.retype_field:
+            # A whole listing's schema changed: every record of every page.
+            for i, raw in enumerate(out):
+                record = orjson.loads(raw)
+                if decision.drop_field:
+                    drop_field(record, endpoint, decision.drop_field_name)
+                if decision.retype_field:
+                    retype_field(record, endpoint, decision.retype_field_name)
+                out[i] = orjson.dumps(record)
+        # Record-level damage, each to one record of the page (drawn in a fixed order).
+        if decision.invisible_login:
+            i = rng.randrange(len(out))
+            record = orjson.loads(out[i])
+            if invisible_login(record, rng):
+                out[i] = orjson.dumps(record)
+        if decision.huge_string:
+            i = rng.randrange(len(out))
+            record = orjson.loads(out[i])
+            huge_string(record, endpoint, decision.huge_string)
+            out[i] = orjson.dumps(record)
+        if decision.outside_partition:
+            i = rng.randrange(len(out))
+            record = orjson.loads(out[i])
+            if outside_partition(record, endpoint):
+                out[i] = orjson.dumps(record)
         if decision.malformed:
             i = rng.randrange(len(out))
             record = orjson.loads(out[i])
@@ -652,6 +687,14 @@ class SandboxApp:
             out.insert(rng.randint(i + 1, len(out)), orjson.dumps(copy))
         if decision.extra_fields:
             out = [r[:-1] + EXTRA_FIELDS + b"}" for r in out]
+        # Last: they make a record that is no longer an object or no longer JSON.
+        if decision.nan:
+            i = rng.randrange(len(out))
+            out[i] = nan_record(orjson.loads(out[i]), endpoint, rng)
+        if decision.non_object:
+            i = rng.randrange(len(out))
+            if out[i][:1] == b"{":
+                out[i] = non_object(out[i], rng)
         return out
 
     def _info(self) -> Response:

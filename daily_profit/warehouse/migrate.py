@@ -68,11 +68,13 @@ def upgrade(url: str | None = None, revision: str = "head") -> str | None:
     """
     url = url or get_settings().resolved_warehouse_url
     _ensure_sqlite_folder(url)
-    if revision == "head" and current_revision(url) == head_revision():
-        return head_revision()
+    # The check inside the lock too: reading the revision while another thread of this process
+    # rebuilds a SQLite table (batch migrations) would wait on its lock and could time out.
     with _UPGRADE_LOCK:
+        if revision == "head" and current_revision(url) == head_revision():
+            return head_revision()
         command.upgrade(alembic_config(url), revision)
-    return current_revision(url)
+        return current_revision(url)
 
 
 def _ensure_sqlite_folder(url: str) -> None:

@@ -17,16 +17,20 @@ import io
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from operator import itemgetter
 from pathlib import Path
+from unicodedata import category
 
 import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
+
+from daily_profit.served import FlaggedRecord, ServedLast, conflicting_copy_reason
 
 
 class Kind(StrEnum):
@@ -87,6 +91,9 @@ class FieldSpec:
     fold_case: bool = False
     # JSON objects: each value must itself be an object with these numeric members.
     item_fields: tuple[str, ...] | None = None
+    # An identity (login, account, trader, ticket, position): no invisible or control
+    # character may hide in it, or one account would silently become two.
+    identifier: bool = False
 
     @property
     def dtype(self) -> pl.DataType:
@@ -106,6 +113,7 @@ def _f(
     choices: tuple[str, ...] | None = None,
     fold_case: bool = False,
     item_fields: tuple[str, ...] | None = None,
+    identifier: bool = False,
 ) -> FieldSpec:
     return FieldSpec(
         api=api,
@@ -119,6 +127,7 @@ def _f(
         choices=choices,
         fold_case=fold_case,
         item_fields=item_fields,
+        identifier=identifier,
     )
 
 
@@ -180,15 +189,20 @@ class SourceSpec:
         return tuple(self.by_column[c].api for c in self.natural_key)
 
 
-# --- metrics ---------------------------------------------------------------------------------
+# --- metrics ----------------------------------------------------------------------------------
+#
+# The three metrics kinds share one list of fields; which of them a kind must carry is the
+# contract's paragraph "Which record kind must carry which field". A field listed with ``OPT``
+# is optional on every kind; the others are required on daily rows and, on hourly and alltime
+# rows, only when named in ``_HOURLY_REQUIRED`` / ``_ALLTIME_REQUIRED``.
 
-# Identity and balance fields every metrics row carries (alltime, daily, hourly).
+# Identity fields every metrics row carries (alltime, daily, hourly).
 _METRICS_IDENTITY = (
-    _f("login", STR),
+    _f("login", STR, identifier=True),
     # Nullable here: the raw layer resolves a null accountId before writing (contract).
-    _f("accountId", STR, OPT),
+    _f("accountId", STR, OPT, identifier=True),
     _f("planId", INT),
-    _f("trader", STR),
+    _f("trader", STR, identifier=True),
     _f("status", INT, ge=1, le=3),
     _f("type", INT),
     _f("phase", INT, ge=1, le=4),
@@ -242,19 +256,45 @@ _METRICS_STATS = (
     _f("mostTradedSymbol", STR, OPT),
 )
 
+# The identity fields every metrics kind must carry (contract).
+_IDENTITY_REQUIRED = frozenset(
+    ("login", "planId", "trader", "status", "type", "phase", "broker", "mt_version")
+)
+# An hour's slice of trading: identity, the hour, and what was traded in it.
+_HOURLY_REQUIRED = _IDENTITY_REQUIRED | {"date", "hour", "numTrades", "netProfit"}
+# The account as of now: identity, its balances and its lifetime trading.
+_ALLTIME_REQUIRED = _IDENTITY_REQUIRED | {
+    "startingBalance",
+    "currentBalance",
+    "currentEquity",
+    "numTrades",
+    "netProfit",
+}
+
+
+def _required_only(
+    required: frozenset[str], fields: tuple[FieldSpec, ...]
+) -> tuple[FieldSpec, ...]:
+    """The fields with every one outside ``required`` optional (value rules unchanged)."""
+    return tuple(replace(f, required=f.required and f.api in required) for f in fields)
+
+
 METRICS_ALLTIME = SourceSpec(
     name="metrics_alltime",
     table="raw_metrics_alltime",
-    fields=(
-        *_METRICS_IDENTITY,
-        *_METRICS_BALANCES,
-        *_METRICS_STATS,
-        # The contract leaves these untyped: float accepts integers too, and a timestamp
-        # accepts a midnight date string, so neither choice rejects a well-formed value.
-        _f("lifeTimeInDays", FLOAT, OPT, ge=0),
-        _f("dailySharpe", FLOAT, OPT),
-        _f("dailySortino", FLOAT, OPT),
-        _f("updatedDate", TS, OPT),
+    fields=_required_only(
+        _ALLTIME_REQUIRED,
+        (
+            *_METRICS_IDENTITY,
+            *_METRICS_BALANCES,
+            *_METRICS_STATS,
+            # The contract leaves these untyped: float accepts integers too, and a timestamp
+            # accepts a midnight date string, so neither choice rejects a well-formed value.
+            _f("lifeTimeInDays", FLOAT, OPT, ge=0),
+            _f("dailySharpe", FLOAT, OPT),
+            _f("dailySortino", FLOAT, OPT),
+            _f("updatedDate", TS, OPT),
+        ),
     ),
     natural_key=("account_id",),
     partition_column=None,
@@ -280,12 +320,15 @@ METRICS_DAILY = SourceSpec(
 METRICS_HOURLY = SourceSpec(
     name="metrics_hourly",
     table="raw_metrics_hourly",
-    fields=(
-        *_METRICS_IDENTITY,
-        _f("date", DATE),
-        _f("hour", INT, ge=0, le=23),
-        *_METRICS_BALANCES,
-        *_METRICS_STATS,
+    fields=_required_only(
+        _HOURLY_REQUIRED,
+        (
+            *_METRICS_IDENTITY,
+            _f("date", DATE),
+            _f("hour", INT, ge=0, le=23),
+            *_METRICS_BALANCES,
+            *_METRICS_STATS,
+        ),
     ),
     natural_key=("date", "account_id", "hour"),
     partition_column="date",
@@ -301,9 +344,9 @@ def _trade_fields(closed: bool) -> tuple[FieldSpec, ...]:
         _f("broker", INT),
         _f("mngr", INT),
         _f("platform", INT),
-        _f("ticket", STR),
-        _f("position", STR),
-        _f("login", STR),
+        _f("ticket", STR, identifier=True),
+        _f("position", STR, identifier=True),
+        _f("login", STR, identifier=True),
         _f("stdSymbol", STR),
         _f("trdSymbol", STR, OPT),
         _f("side", STR, choices=("Buy", "Sell"), fold_case=True),
@@ -447,6 +490,9 @@ def source_spec(source: str) -> SourceSpec:
 # rule is first checked by an O(1)-ish test (min/max against a bound, a null count) and the
 # offending rows and their reasons are only worked out when that test fires.
 
+# Reason of a record dated outside the partition being materialised.
+OUTSIDE_PARTITION = "outside_partition"
+
 QUARANTINE_SCHEMA = pl.Schema(
     {
         "source": pl.String,
@@ -456,6 +502,102 @@ QUARANTINE_SCHEMA = pl.Schema(
         "raw_payload": pl.String,
     }
 )
+
+
+# JSON type names of the field profile (JSON Schema's words).
+JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+}
+
+# The JSON types each contract type accepts (a float field takes integers too).
+ACCEPTED_JSON_TYPES: dict[Kind, frozenset[str]] = {
+    Kind.STR: frozenset({"string"}),
+    Kind.INT: frozenset({"integer"}),
+    Kind.FLOAT: frozenset({"integer", "number"}),
+    Kind.BOOL: frozenset({"boolean"}),
+    Kind.DATE: frozenset({"string"}),
+    Kind.TS: frozenset({"string"}),
+    Kind.JSON: frozenset({"object"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldStats:
+    """What one contract field looked like across the object records of a batch.
+
+    ``types`` counts the JSON type of each non-null value. A float field's values are counted
+    as ``number`` whether or not they have a fraction (both are what the field accepts); in any
+    other field a ``number`` is a non-integer JSON number.
+    """
+
+    present: int
+    non_null: int
+    types: dict[str, int]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"present": self.present, "non_null": self.non_null, "types": dict(self.types)}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProfile:
+    """Per contract field, over every object record a batch received (valid or quarantined)."""
+
+    source: str
+    partition: dt.date | None
+    records: int
+    fields: dict[str, FieldStats]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "partition": None if self.partition is None else self.partition.isoformat(),
+            "records": self.records,
+            "fields": {name: stats.to_dict() for name, stats in self.fields.items()},
+        }
+
+
+def _field_stats(
+    f: FieldSpec, values: list, s: pl.Series, rejected: set[int], present: int, text: bool
+) -> FieldStats:
+    """A field's stats; the typed column answers unless a value was rejected (rare)."""
+    if not rejected:
+        # Every non-null value was of a type the field accepts: the column's nulls say it all.
+        non_null = len(values) - s.null_count()
+        if text:
+            # CSV: an empty cell is missing; every other cell is text.
+            name = "string"
+        elif f.kind is Kind.INT:
+            name = "integer"
+        elif f.kind is Kind.FLOAT:
+            name = "number"
+        else:
+            name = next(iter(ACCEPTED_JSON_TYPES[f.kind]))
+        return FieldStats(present, non_null, {name: non_null} if non_null else {})
+    counts: dict[str, int] = {}
+    non_null = 0
+    for t, k in Counter(map(type, values)).items():
+        if t is type(None):
+            continue
+        non_null += k
+        name = JSON_TYPES.get(t, t.__name__)
+        if text and name == "string":
+            continue
+        counts[name] = counts.get(name, 0) + k
+    if text:
+        # Blank cells are missing, not values.
+        blank = sum(1 for v in values if type(v) is str and not v.strip())
+        non_null -= blank
+        strings = sum(1 for v in values if type(v) is str) - blank
+        if strings:
+            counts["string"] = strings
+    if f.kind is Kind.FLOAT and "integer" in counts:
+        counts["number"] = counts.get("number", 0) + counts.pop("integer")
+    return FieldStats(present, non_null, counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +619,11 @@ class ParsedRecords:
     # Records dropped without loss of information: exact repeats of a kept record (offset
     # pagination) and plans CSV rows superseded by a later row of the same planId.
     dropped: int = 0
+    # Per contract field: presence, non-null values and their JSON types (schema drift).
+    profile: FieldProfile | None = None
+    # Conflicting copies of a natural key quarantined as ``conflicting_copy`` (the client's
+    # and this batch's): the API's total counts each key once.
+    conflicting_copies: int = 0
 
     @property
     def received(self) -> int:
@@ -810,6 +957,8 @@ def _check_column(f: FieldSpec, s: pl.Series, rejected: set[int], reasons: _Reas
             allowed = ", ".join(f.choices)
             for i in _rows(outside):
                 reasons.add(i, f"{f.api}: must be one of {allowed} (got {s[i]!r})")
+    if f.kind is Kind.STR:
+        _check_text(f, s, reasons)
     if f.kind is Kind.STR and f.required:
         # A blank identifier is no identifier. The minimum is a cheap screen: a blank value
         # sorts before any value starting with a printable character.
@@ -818,6 +967,36 @@ def _check_column(f: FieldSpec, s: pl.Series, rejected: set[int], reasons: _Reas
             for i, v in enumerate(s.to_list()):
                 if v is not None and not v.strip():
                     reasons.add(i, f"{f.api}: required, blank ({v!r})")
+
+
+# Longest text a field may hold. The contract's text fields are codes, symbols, names and short
+# comments; a megabyte string is a fault upstream, kept whole in the quarantine's raw payload
+# rather than carried into tables, previews and metadata.
+MAX_TEXT_CHARS = 10_000
+
+# Characters that show nothing (format: zero-width space, RTL/LTR marks, BOM) or control the
+# terminal (control), and line/paragraph separators.
+_INVISIBLE = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _check_text(f: FieldSpec, s: pl.Series, reasons: _Reasons) -> None:
+    """Text length, and no invisible character in an identity (names code points, not values)."""
+    longest = s.str.len_chars().max()
+    if longest is not None and longest > MAX_TEXT_CHARS:  # type: ignore[operator]
+        lengths = s.str.len_chars()
+        for i in _rows(lengths > MAX_TEXT_CHARS):
+            reasons.add(
+                i, f"{f.api}: text of {lengths[i]:,} characters, longer than {MAX_TEXT_CHARS:,}"
+            )
+    if f.identifier:
+        hidden = s.str.contains(_INVISIBLE)
+        if hidden.any():
+            for i in _rows(hidden):
+                points = sorted(
+                    {f"U+{ord(c):04X}" for c in s[i] if category(c) in _INVISIBLE_CATEGORIES}
+                )
+                reasons.add(i, f"{f.api}: invisible or control character {', '.join(points)}")
 
 
 def _check_rows(
@@ -836,10 +1015,14 @@ def _check_rows(
         if s.min() not in (None, partition) or s.max() not in (None, partition):
             api = spec.by_column[pc].api
             for i in _rows(s != partition):
-                reasons.add(i, f"{api}: {s[i]} is outside partition {partition.isoformat()}")
+                reasons.add(
+                    i,
+                    f"{OUTSIDE_PARTITION}: {api} {s[i]} is not the partition "
+                    f"{partition.isoformat()}",
+                )
 
 
-def _maybe_duplicated(spec: SourceSpec, columns: dict[str, pl.Series], n: int) -> bool:
+def _maybe_duplicated(spec: SourceSpec, columns: Mapping[str, pl.Series], n: int) -> bool:
     key = [columns[c] for c in spec.natural_key]
     # A key holding a column that is unique on its own is unique (the usual case: position,
     # accountId): checking that is much cheaper than hashing the whole key.
@@ -848,22 +1031,26 @@ def _maybe_duplicated(spec: SourceSpec, columns: dict[str, pl.Series], n: int) -
     return bool(pl.DataFrame(key).is_duplicated().any())
 
 
-def _duplicates(spec: SourceSpec, frame: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
-    """Rows repeating a natural key in the batch: (exact repeats, superseded conflicts).
+def _served_last(spec: SourceSpec, frame: pl.DataFrame) -> tuple[list[int], list[int]]:
+    """Rows of ``frame`` repeating a natural key: (identical repeats, conflicting copies).
 
-    Offset pagination can return a record twice: an identical repeat is dropped (nothing is
-    lost); a different record under the same key keeps the last and quarantines the others.
-    Rows with a null key part (an unresolved accountId) are left to the raw layer.
+    The served-last rule of ``daily_profit.served``, on typed rows in the order served: rows
+    equal in every column are one record; of differing rows the last is kept. Rows with a
+    null key part (an unresolved accountId) cannot be matched and are left alone.
     """
     key = list(spec.natural_key)
     keyed = pl.all_horizontal(pl.col(key).is_not_null())
-    masks = frame.select(
-        # Not the last row of its key ...
-        (keyed & ~pl.struct(key).is_last_distinct()).alias("earlier"),
-        # ... and identical to a later row in every column.
-        (~pl.struct(pl.all()).is_last_distinct()).alias("repeat"),
-    )
-    return masks["earlier"] & masks["repeat"], masks["earlier"] & ~masks["repeat"]
+    candidates = frame.select((keyed & pl.struct(key).is_duplicated()).alias("c"))["c"]
+    rows = candidates.arg_true().to_list()
+    served: ServedLast[int] = ServedLast()
+    key_at = frame.select(key).row
+    row_at = frame.row
+    for i in rows:
+        served.add(key_at(i), i, row_at)
+    kept = set(served.kept())
+    superseded = {i for _, i, _ in served.superseded()}
+    identical = [i for i in rows if i not in kept and i not in superseded]
+    return identical, sorted(superseded)
 
 
 def _last_row_wins(spec: SourceSpec, records: list[dict]) -> tuple[list[dict], int]:
@@ -903,9 +1090,11 @@ def _quarantine_frame(
     rows: list[int],
     reasons: list[str],
     dates: list[dt.date | None],
+    raw_text: Mapping[int, str] | None = None,
 ) -> pl.DataFrame:
     if not rows:
         return _NO_QUARANTINE
+    raw_text = raw_text or {}
     key_api = spec.natural_key_api
     return pl.DataFrame(
         {
@@ -913,63 +1102,115 @@ def _quarantine_frame(
             "partition_date": dates,
             "natural_key": [_json_text({a: records[i].get(a) for a in key_api}) for i in rows],
             "reason": reasons,
-            "raw_payload": [_json_text(records[i]) for i in rows],
+            "raw_payload": [raw_text.get(i) or _json_text(records[i]) for i in rows],
         },
         schema=QUARANTINE_SCHEMA,
     )
 
 
 def parse_records(
-    source: str, records: Sequence[Mapping[str, object]], *, partition: dt.date | None
+    source: str,
+    records: Sequence[object],
+    *,
+    partition: dt.date | None,
+    superseded: Sequence[object] = (),
+    resolve: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> ParsedRecords:
     """Validate one batch of raw records against the source's spec.
 
     ``source`` is a source name (``trades_closed``) or its table (``raw_trades_closed``).
     ``partition`` is the day being materialised (None for unpartitioned sources or a range
-    parse); a record dated outside it is quarantined. Values are never coerced: a wrong type,
-    an unparseable date or an impossible value sends the record to quarantine with a reason
-    naming each field at fault. The one normalisation is the canonical spelling of
-    case-insensitive choices (trade ``side``: ``bUY`` -> ``Buy``).
+    parse); a record dated outside it is quarantined (``outside_partition``). Values are never
+    coerced: a wrong type, an unparseable date or an impossible value sends the record to
+    quarantine with a reason naming each field at fault. The one normalisation is the
+    canonical spelling of case-insensitive choices (trade ``side``: ``bUY`` -> ``Buy``).
+
+    Copies of one natural key follow the served-last rule (``daily_profit.served``):
+    ``superseded`` are the conflicting copies the client already set aside, quarantined as
+    ``conflicting_copy``; copies that meet here (among the valid rows, after ``resolve``) are
+    settled the same way. ``resolve`` fills what the key needs before that (the raw layer's
+    null accountIds): it takes the valid rows and returns them in the same order. A
+    :class:`~daily_profit.served.FlaggedRecord` is parsed like any record and quarantined with
+    its problem and its text as served.
     """
     spec = source_spec(source)
-    recs: list[dict] = records if isinstance(records, list) else list(records)  # type: ignore[assignment]
+    items: list = records if isinstance(records, list) else list(records)
+    if superseded:
+        items = [*items, *superseded]
+    first_superseded = len(items) - len(superseded)
+    copy_reason = conflicting_copy_reason(spec.natural_key_api)
+    recs: list[dict] = items
+    reasons = _Reasons()
+    raw_text: dict[int, str] = {}
     not_objects: list[object] = []
-    if not set(map(type, recs)) <= {dict}:
-        # A page's "data" holding something else than objects: kept in quarantine too.
-        not_objects = [r for r in recs if not isinstance(r, Mapping)]
-        recs = [r for r in recs if isinstance(r, Mapping)]
+    conflicting = 0
+    if not set(map(type, items)) <= {dict}:
+        # Records flagged at decoding, and a page's "data" holding something else than
+        # objects: kept in quarantine too.
+        recs = []
+        flagged_rows: list[tuple[int, FlaggedRecord]] = []
+        for position, item in enumerate(items):
+            inner = item.record if isinstance(item, FlaggedRecord) else item
+            if isinstance(inner, Mapping):
+                if isinstance(item, FlaggedRecord):
+                    flagged_rows.append((len(recs), item))
+                if position >= first_superseded:
+                    reasons.add(len(recs), copy_reason)
+                    conflicting += 1
+                recs.append(inner if type(inner) is dict else dict(inner))
+            else:
+                not_objects.append(item)
+        for row, item in flagged_rows:
+            reasons.add(row, item.problem)
+            raw_text[row] = item.raw_text
+    else:
+        for row in range(first_superseded, len(recs)):
+            reasons.add(row, copy_reason)
+        conflicting = len(superseded)
     dropped = 0
     if spec.from_text and recs:
         recs, dropped = _last_row_wins(spec, recs)
     n = len(recs)
-    reasons = _Reasons()
     columns: dict[str, pl.Series] = {}
     all_present = True
     make_column = _text_column if spec.from_text else _api_column
+    stats: dict[str, FieldStats] = {}
     for f in spec.fields:
         try:
             # itemgetter runs in C: the cheap way to pull one field out of every dict.
             values = list(map(itemgetter(f.api), recs))
+            present = n
         except KeyError:
             all_present = False
             values = [r.get(f.api) for r in recs]
+            present = sum(1 for r in recs if f.api in r)
         s, rejected = make_column(f, values, reasons)
         _check_column(f, s, rejected, reasons)
         columns[f.column] = s
+        stats[f.api] = _field_stats(f, values, s, rejected, present, spec.from_text)
     _check_rows(spec, columns, partition, reasons)
 
     frame = pl.DataFrame(list(columns.values()))
-    keep: pl.Series | None = None
+    keep = pl.Series([True] * n, dtype=pl.Boolean)
     if reasons.by_row:
-        keep = pl.Series([True] * n).scatter(list(reasons.by_row), False)
-    if n and _maybe_duplicated(spec, columns, n):
-        keep = keep if keep is not None else pl.Series([True] * n)
-        good = keep.arg_true()
-        exact, conflict = _duplicates(spec, frame.filter(keep))
-        for i in good.filter(conflict).to_list():
-            reasons.add(i, "natural key repeated in the batch: a later record supersedes it")
-        dropped += int(exact.sum())
-        keep = keep.scatter(good.filter(conflict | exact), False)
+        keep = keep.scatter(list(reasons.by_row), False)
+    good = keep.arg_true()
+    valid = frame.filter(keep) if reasons.by_row else frame
+    if resolve is not None and valid.height:
+        resolved = resolve(valid)
+        if resolved.height != valid.height:
+            raise ValueError(f"{spec.name}: resolve changed the number of rows")
+        valid = resolved.select(frame.columns)
+    if valid.height and _maybe_duplicated(spec, valid.to_dict(), valid.height):
+        identical, superseded_rows = _served_last(spec, valid)
+        for i in superseded_rows:
+            reasons.add(good[i], copy_reason)
+        dropped += len(identical)
+        conflicting += len(superseded_rows)
+        gone = sorted(identical + superseded_rows)
+        if gone:
+            keep_valid = pl.Series([True] * valid.height).scatter(gone, False)
+            valid = valid.filter(keep_valid)
 
     bad_rows = sorted(reasons.by_row)
     if partition is not None or spec.partition_column is None:
@@ -978,17 +1219,24 @@ def parse_records(
         # A range parse: file the record under its own date where that date parses.
         dates = columns[spec.partition_column].gather(bad_rows).to_list()
     quarantine = _quarantine_frame(
-        spec, recs, bad_rows, ["; ".join(reasons.by_row[i]) for i in bad_rows], dates
+        spec,
+        recs,
+        bad_rows,
+        ["; ".join(reasons.by_row[i]) for i in bad_rows],
+        dates,
+        raw_text,
     )
     if not_objects:
         quarantine = pl.concat([quarantine, _not_objects_frame(spec, not_objects, partition)])
     return ParsedRecords(
         source=spec.name,
         partition=partition,
-        valid=frame if keep is None else frame.filter(keep),
+        valid=valid,
         quarantine=quarantine,
         unknown_fields=_unknown_fields(spec, recs, all_present) if n else {},
         dropped=dropped,
+        profile=FieldProfile(spec.name, partition, n, stats),
+        conflicting_copies=conflicting,
     )
 
 

@@ -13,13 +13,20 @@ import httpx
 import orjson
 import pytest
 
-from daily_profit.api.client import BreakerSettings, RetrySettings, RiskApiClient
+from daily_profit.api.client import (
+    BreakerSettings,
+    RereadSettings,
+    RetrySettings,
+    RiskApiClient,
+)
 from daily_profit.api.errors import (
     RiskApiAuthError,
     RiskApiCircuitOpen,
     RiskApiPermanentError,
+    RiskApiRateLimited,
     RiskApiTransientError,
 )
+from daily_profit.served import FlaggedRecord
 
 FAST_RETRY = RetrySettings(max_attempts=5, initial_backoff=0.001, max_backoff=0.01, jitter=0.0)
 
@@ -146,7 +153,16 @@ def test_fetch_all_deduplicates_and_reports_conflicts():
     assert sorted(r["position"] for r in result.records) == ["1", "2", "3", "4"]
     assert result.identical_duplicates == 1
     assert result.conflicting_duplicates == 1
-    assert result.conflicts[0]["kept"]["profit"] == 3.0
+    # Served last wins; the other copy is handed back for the quarantine, not dropped.
+    assert result.conflicts[0]["kept"]["profit"] == 9.0
+    assert [r["profit"] for r in result.superseded] == [3.0]
+    assert result.conflicts[0]["key"] == {
+        "broker": 1,
+        "platform": 5,
+        "position": "3",
+        "tradeDate": "2025-01-02",
+    }
+    assert result.served == 5
     assert result.shortfall == 2
 
 
@@ -178,3 +194,152 @@ def test_fetch_all_declares_a_shortfall_it_cannot_recover():
     with client_for(httpx.MockTransport(handler)) as client:
         result = client.fetch_all("v2/trades/closed", page_size=1, recovery_passes=2)
     assert result.shortfall == 2
+
+
+def test_a_copy_served_again_by_a_reread_is_the_last_served():
+    # First pass: "1" then a conflicting "1"; the re-read (smaller pages) serves the first
+    # body again, so that one is the API's latest word.
+    first_pass = [_trade("1", 1.0), _trade("1", 7.0)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
+        if limit == 2:
+            return ok(first_pass if skip == 0 else [], total=2, skip=skip)
+        return ok([_trade("1", 1.0)] if skip == 0 else [_trade("2", 2.0)], total=2, skip=skip)
+
+    with client_for(httpx.MockTransport(handler)) as client:
+        result = client.fetch_all("v2/trades/closed", page_size=2, recovery_passes=1)
+    assert {r["position"]: r["profit"] for r in result.records} == {"1": 1.0, "2": 2.0}
+    assert [r["profit"] for r in result.superseded] == [7.0]
+    assert result.identical_duplicates == 0  # a re-read's repeats are expected
+    assert result.rereads == 2 and result.recovery_passes == 1
+
+
+def test_metrics_rows_without_account_id_are_matched_by_their_identity():
+    def row(net: float) -> dict:
+        return {
+            "accountId": None,
+            "login": "1001",
+            "mt_version": 5,
+            "broker": 2,
+            "date": "2025-01-02T00:00:00.000Z",
+            "netProfit": net,
+        }
+
+    pages = {0: [row(1.0), row(1.0), row(4.0)]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return ok(pages.get(int(request.url.params["skip"]), []), total=1)
+
+    with client_for(httpx.MockTransport(handler)) as client:
+        result = client.fetch_all("v2/metrics/daily", recovery_passes=0)
+    assert [r["netProfit"] for r in result.records] == [4.0]
+    assert result.identical_duplicates == 1 and result.conflicting_duplicates == 1
+    assert result.conflicts[0]["key"]["login"] == "1001"
+
+
+def test_a_nan_or_infinity_literal_costs_only_its_record():
+    body = (
+        b'{"Status":"ok","Data":{"total":3,"skip":0,"limit":1000,"count":3,"data":['
+        b'{"position":"1","broker":1,"platform":5,"tradeDate":"2025-01-02","profit":NaN},'
+        b'{"position":"2","broker":1,"platform":5,"tradeDate":"2025-01-02","profit":2.0},'
+        b'{"position":"3","broker":1,"platform":5,"tradeDate":"2025-01-02",'
+        b'"x":{"y":[1,-Infinity]}}]}}'
+    )
+    transport, _ = scripted([httpx.Response(200, content=body)])
+    with client_for(transport) as client:
+        result = client.fetch_all("v2/trades/closed")
+    flagged = [r for r in result.records if isinstance(r, FlaggedRecord)]
+    assert [f.problem for f in flagged] == [
+        "profit: NaN literal, not valid JSON",
+        "x.y[1]: -Infinity literal, not valid JSON",
+    ]
+    assert '"profit":NaN' in flagged[0].raw_text
+    assert [r["position"] for r in result.records if isinstance(r, dict)] == ["2"]
+    assert result.shortfall == 0
+
+
+def test_a_body_that_is_not_json_at_all_is_still_transient():
+    transport, seen = scripted([httpx.Response(200, content=b'{"Status":"ok","Data":{'), ok([])])
+    with client_for(transport) as client:
+        assert client.request("v2/trades/closed") == {"Status": "ok", "Data": _empty_data()}
+    assert len(seen) == 2
+
+
+def _empty_data() -> dict:
+    return {"total": None, "skip": 0, "limit": 1000, "count": 0, "data": []}
+
+
+@pytest.mark.parametrize(
+    ("data", "missing"),
+    [
+        ({"total": 3, "skip": 0, "count": 0}, "Data.data"),
+        ({"skip": 0, "count": 0, "data": []}, "Data.total"),
+        ({"total": "3", "data": []}, "Data.total"),
+    ],
+)
+def test_an_envelope_without_data_or_total_is_a_permanent_error_naming_the_call(data, missing):
+    response = httpx.Response(200, content=orjson.dumps({"Status": "ok", "Data": data}))
+    transport, seen = scripted([response])
+    with client_for(transport) as client, pytest.raises(RiskApiPermanentError) as caught:
+        client.fetch_all("v2/trades/closed", {"trade-date": "20250102"})
+    message = str(caught.value)
+    assert missing in message
+    assert "GET v2/trades/closed" in message and "trade-date=20250102" in message
+    assert "secret-key" not in message
+    assert len(seen) == 1  # not retried
+
+
+def test_retry_after_is_honoured_up_to_the_configured_maximum():
+    limited = httpx.Response(429, headers={"Retry-After": "30"}, content=b"{}")
+    transport, seen = scripted([limited, ok([], total=0)])
+    retry = RetrySettings(
+        max_attempts=3, initial_backoff=0.001, max_backoff=0.01, jitter=0.0, max_retry_after=0.2
+    )
+    with client_for(transport, retry=retry) as client:
+        started = time.perf_counter()
+        client.request("v2/trades/closed")
+        waited = time.perf_counter() - started
+    assert len(seen) == 2
+    assert 0.2 <= waited < 5
+
+
+def test_a_retry_after_beyond_the_time_budget_fails_at_once():
+    limited = httpx.Response(429, headers={"Retry-After": "120"}, content=b"{}")
+    transport, seen = scripted([limited, ok([], total=0)])
+    retry = RetrySettings(max_attempts=3, max_total_seconds=5.0, max_retry_after=300.0)
+    with client_for(transport, retry=retry) as client:
+        started = time.perf_counter()
+        with pytest.raises(RiskApiRateLimited, match="Retry-After 120 s outlasts"):
+            client.request("v2/trades/closed")
+    assert time.perf_counter() - started < 2
+    assert len(seen) == 1
+
+
+def test_rereads_are_bounded_in_calls_and_say_how_many_they_made():
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip = int(request.url.params["skip"])
+        return ok([_trade("1", 1.0)] if skip == 0 else [], total=50, skip=skip)
+
+    reread = RereadSettings(max_passes=10, max_calls=7, max_seconds=60)
+    with client_for(httpx.MockTransport(handler), reread=reread) as client:
+        result = client.fetch_all("v2/trades/closed", page_size=10, concurrency=1)
+    assert result.rereads == 7
+    assert result.reread_stopped == "call limit"
+    assert result.shortfall == 49
+
+
+def test_rereads_are_bounded_in_time():
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip = int(request.url.params["skip"])
+        if int(request.url.params["limit"]) < 10:
+            time.sleep(0.05)
+        return ok([_trade("1", 1.0)] if skip == 0 else [], total=50, skip=skip)
+
+    reread = RereadSettings(max_passes=10, max_calls=10_000, max_seconds=0.3)
+    with client_for(httpx.MockTransport(handler), reread=reread) as client:
+        started = time.perf_counter()
+        result = client.fetch_all("v2/trades/closed", page_size=10, concurrency=1)
+    assert result.reread_stopped == "time limit"
+    assert 0 < result.rereads < 20
+    assert time.perf_counter() - started < 3

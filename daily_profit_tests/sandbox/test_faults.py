@@ -280,3 +280,79 @@ def test_a_skipped_record_can_be_recovered_by_logins(client: httpx.Client) -> No
         if found:
             break
     assert found == [missing]
+
+
+def test_new_fault_keys_parse_and_round_trip() -> None:
+    cfg = FaultConfig().with_header(
+        "nan=0.5, non_object=0.2, unicode=0.3, huge=0.1, huge_chars=64, outside=0.2, "
+        "drop_field=1, drop_field_name=grossLoss, retype_field=0.5, inflate_total=1, inflate_by=3"
+    )
+    assert (cfg.nan, cfg.invisible_login, cfg.huge_chars, cfg.drop_field_name) == (
+        0.5,
+        0.3,
+        64,
+        "grossLoss",
+    )
+    assert FaultConfig().with_header(cfg.to_header()) == cfg
+    for bad in ("nan=2", "huge_chars=0", "inflate_by=0"):
+        with pytest.raises(FaultSpecError):
+            FaultConfig().with_header(bad)
+
+
+def test_a_nan_literal_breaks_strict_json_for_one_record_only(client: httpx.Client) -> None:
+    import json
+
+    response = _faulty(client, CLOSED, "nan=1, seed=2", limit=10)
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(response.content)
+    rows = json.loads(response.content)["Data"]["data"]
+    assert len(rows) == 10
+    odd = [r for r in rows if r["profit"] != r["profit"] or abs(r["profit"]) == float("inf")]
+    assert len(odd) == 1
+
+
+def test_a_non_object_takes_a_records_place(client: httpx.Client) -> None:
+    for seed in range(4):
+        rows = _rows(_faulty(client, CLOSED, f"non_object=1, seed={seed}", limit=10))
+        assert len(rows) == 10
+        assert sum(not isinstance(r, dict) for r in rows) == 1
+
+
+def test_record_damage_to_logins_text_and_dates(client: httpx.Client) -> None:
+    clean = _rows(client.get(DAILY, params={"limit": 10}))
+    rows = _rows(_faulty(client, DAILY, "unicode=1, seed=3", limit=10))
+    changed = [(a, b) for a, b in zip(clean, rows, strict=True) if a != b]
+    assert len(changed) == 1
+    before, after = changed[0]
+    assert after["login"] != before["login"]
+    assert "".join(c for c in after["login"] if c.isprintable()) == before["login"]
+    rows = _rows(_faulty(client, CLOSED, "huge=1, huge_chars=1000", limit=10))
+    assert sorted(len(r["comment"] or "") for r in rows)[-1] == 1000
+    rows = _rows(_faulty(client, CLOSED, "outside=1", limit=10, **{"trade-date": "20250109"}))
+    assert sorted(r["tradeDate"][:10] for r in rows)[-1] == "2025-01-10"
+    assert sum(r["tradeDate"].startswith("2025-01-10") for r in rows) == 1
+
+
+def test_listing_faults_hold_for_every_page_and_attempt(client: httpx.Client) -> None:
+    query = {"dates": "20250109", **{"include-total": 1}}
+    spec = "drop_field=1, retype_field=1, retype_field_name=netProfit, inflate_total=1"
+    bodies = [
+        orjson.loads(_faulty(client, DAILY, spec, limit=5, skip=skip, **query).content)["Data"]
+        for skip in (0, 5, 0)
+    ]
+    truth = orjson.loads(client.get(DAILY, params={**query, "limit": 5}).content)["Data"]
+    for body in bodies:
+        assert body["total"] == truth["total"] + 5
+        assert all("numTrades" not in r and isinstance(r["netProfit"], str) for r in body["data"])
+
+
+def test_listing_faults_are_drawn_per_listing_deterministically(client: httpx.Client) -> None:
+    def dropped(day: str) -> bool:
+        rows = _rows(_faulty(client, DAILY, "drop_field=0.5, seed=4", limit=3, dates=day))
+        again = _rows(_faulty(client, DAILY, "drop_field=0.5, seed=4", limit=3, skip=3, dates=day))
+        assert ("numTrades" in rows[0]) == ("numTrades" in again[0])
+        return "numTrades" not in rows[0]
+
+    outcomes = [dropped(f"202501{d:02d}") for d in range(6, 20)]
+    assert outcomes == [dropped(f"202501{d:02d}") for d in range(6, 20)]
+    assert any(outcomes) and not all(outcomes)

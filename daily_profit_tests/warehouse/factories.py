@@ -186,3 +186,11 @@ def plan_row(plan_id: int, **overrides: str) -> str:
     }
     values.update(overrides)
     return ",".join(values[k] for k in PLANS_CSV_HEADER.split(","))
+
+
+def minimal_record(source: str, day: dt.date, i: int, *, hour: int = 0) -> dict[str, Any]:
+    """A record carrying only what its kind must carry (and its accountId): the contract's floor."""
+    rng = random.Random(i)
+    full = metrics_record(day, i, rng=rng, source=source, hour=hour)
+    spec = SOURCES[source]
+    return {f.api: full[f.api] for f in spec.fields if f.required or f.api == "accountId"}

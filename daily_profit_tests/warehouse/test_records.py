@@ -123,7 +123,12 @@ MALFORMED: list[tuple[str, str, Any, str]] = [
     ("trades_closed", "openTime", "yesterday", "openTime: not a valid ISO timestamp"),
     ("trades_closed", "openTime", 1748736000000, "openTime: expected ISO timestamp"),
     ("trades_closed", "closeTime", "2025-05-31T00:00:00.000Z", "closeTime: before openTime"),
-    ("trades_closed", "tradeDate", "2025-06-02T00:00:00.000Z", "tradeDate: 2025-06-02 is outside"),
+    (
+        "trades_closed",
+        "tradeDate",
+        "2025-06-02T00:00:00.000Z",
+        "outside_partition: tradeDate 2025-06-02 is not the partition 2025-06-01",
+    ),
     ("trades_closed", "tradeDate", "2025-06-01T13:00:00.000Z", "tradeDate: not a valid ISO date"),
     ("trades_closed", "tradeDate", "2025-02-30", "tradeDate: not a valid ISO date"),
     ("trades_closed", "tradeDate", None, "tradeDate: required, missing or null"),
@@ -242,7 +247,11 @@ def test_exact_repeat_dropped_conflicting_repeat_quarantined() -> None:
     # The later record wins; the superseded one is kept in quarantine, not lost.
     assert parsed.valid.filter(pl.col("position") == "P1")["profit"].item() == 999.0
     assert parsed.quarantine.height == 1
-    assert "supersedes" in parsed.quarantine["reason"].item()
+    assert parsed.quarantine["reason"].item() == (
+        "conflicting_copy: another copy of natural key (tradeDate, broker, platform, position) "
+        "with a different body was served later and kept"
+    )
+    assert parsed.conflicting_copies == 1
     assert json.loads(parsed.quarantine["raw_payload"].item())["profit"] == records[1]["profit"]
 
 
@@ -375,3 +384,78 @@ def test_a_record_that_is_not_an_object_is_quarantined() -> None:
         "record: expected object, got str",
     ]
     assert parsed.quarantine["raw_payload"].to_list() == ["null", "[1,2]", '"x"']
+
+
+def test_the_field_profile_counts_every_object_record_and_its_json_types() -> None:
+    records: list[Any] = records_for("metrics_daily", DAY, 6)
+    records[0]["numTrades"] = "3"  # quarantined, still profiled
+    records[1]["numTrades"] = None
+    del records[2]["numTrades"]
+    records[3]["numTrades"] = True
+    records.append("not an object")
+    parsed = parse_records("metrics_daily", records, partition=DAY)
+    assert parsed.profile is not None
+    assert parsed.profile.records == 6
+    stats = parsed.profile.fields["numTrades"]
+    assert (stats.present, stats.non_null) == (5, 4)
+    assert stats.types == {"integer": 2, "string": 1, "boolean": 1}
+    clean = parsed.profile.fields["netProfit"]
+    assert (clean.present, clean.non_null, clean.types) == (6, 6, {"number": 6})
+    assert parsed.profile.fields["country"].types == {"string": 6}
+    assert set(parsed.profile.fields) == set(SOURCES["metrics_daily"].by_api)
+    assert parsed.profile.to_dict()["fields"]["numTrades"]["non_null"] == 4
+
+
+def test_copies_the_client_set_aside_are_quarantined_as_conflicting() -> None:
+    records = records_for("trades_closed", DAY, 3)
+    older = copy.deepcopy(records[1]) | {"profit": -1.25}
+    parsed = parse_records("trades_closed", records, partition=DAY, superseded=[older])
+    assert parsed.valid.height == 3
+    assert parsed.conflicting_copies == 1
+    (row,) = parsed.quarantine.to_dicts()
+    assert row["reason"].startswith("conflicting_copy: ")
+    assert "P1" not in row["reason"]  # names the key's fields, never its values
+    assert json.loads(row["natural_key"])["position"] == "P1"
+    assert json.loads(row["raw_payload"])["profit"] == -1.25
+    assert parsed.received == 4
+    assert parsed.profile is not None and parsed.profile.records == 4
+
+
+def test_copies_that_meet_once_account_ids_are_resolved_are_conflicts() -> None:
+    records = records_for("metrics_daily", DAY, 3)
+    unresolved = copy.deepcopy(records[0]) | {"accountId": None, "netProfit": 12.5}
+    repeat = copy.deepcopy(records[2]) | {"accountId": None}
+
+    def resolve(frame: pl.DataFrame) -> pl.DataFrame:
+        known = {"100000": "acc-000000", "100002": "acc-000002"}
+        return frame.with_columns(
+            pl.coalesce("account_id", pl.col("login").replace_strict(known, default=None))
+        )
+
+    parsed = parse_records(
+        "metrics_daily", [*records, unresolved, repeat], partition=DAY, resolve=resolve
+    )
+    # The later-served copy wins; an identical one after resolution is a repeat, dropped.
+    assert parsed.valid.height == 3
+    assert parsed.valid.filter(pl.col("account_id") == "acc-000000")["net_profit"].item() == 12.5
+    assert parsed.conflicting_copies == 1 and parsed.dropped == 1
+    (row,) = parsed.quarantine.to_dicts()
+    assert row["reason"].startswith(
+        "conflicting_copy: another copy of natural key (date, accountId)"
+    )
+    assert json.loads(row["raw_payload"])["netProfit"] == records[0]["netProfit"]
+
+
+def test_a_flagged_record_is_quarantined_with_its_problem_and_text() -> None:
+    from daily_profit.served import FlaggedRecord
+
+    records: list[Any] = records_for("trades_closed", DAY, 3)
+    bad = copy.deepcopy(records[2]) | {"profit": math.nan}
+    text = json.dumps(bad, separators=(",", ":"))
+    records[2] = FlaggedRecord(bad, text, "profit: NaN literal, not valid JSON")
+    parsed = parse_records("trades_closed", records, partition=DAY)
+    assert parsed.valid.height == 2
+    (row,) = parsed.quarantine.to_dicts()
+    assert "profit: NaN literal, not valid JSON" in row["reason"]
+    assert row["raw_payload"] == text and '"profit":NaN' in text
+    assert json.loads(row["natural_key"])["position"] == "P2"

@@ -30,7 +30,6 @@ from daily_profit.ingestion.ingest import (
     known_account_ids,
 )
 from daily_profit.ingestion.sources import ApiSource
-from daily_profit.privacy import mask_record
 
 RAW_GROUP = "raw"
 # Every asset that calls the Risk API joins this pool; the instance's pool limit bounds how many
@@ -83,11 +82,6 @@ def _waiver(config: RawLandingConfig) -> str | None:
     return config.waiver_reason.strip()
 
 
-def _masked_conflicts(report: IngestReport) -> list[dict[str, object]]:
-    """Conflicting keys with identity values shown only as their keyed hash, like previews."""
-    return [mask_record(key) for key in report.conflict_keys]
-
-
 def report_metadata(report: IngestReport) -> dict[str, dg.MetadataValue | int | float | str]:
     return {
         "outcome": report.outcome.value,
@@ -98,6 +92,7 @@ def report_metadata(report: IngestReport) -> dict[str, dg.MetadataValue | int | 
         "identical_duplicates": report.identical_duplicates,
         "conflicting_duplicates": report.conflicting_duplicates,
         "recovered_after_repaging": report.recovered,
+        "api_rereads": report.rereads,
         "shortfall": report.shortfall,
         "account_ids_resolved": report.account_ids_from_known,
         "account_ids_derived": report.account_ids_derived,
@@ -108,7 +103,13 @@ def report_metadata(report: IngestReport) -> dict[str, dg.MetadataValue | int | 
         "checksum": report.checksum,
         "quarantine_reasons": json_value(report.quarantine_reasons),
         "unknown_fields": json_value(report.unknown_fields),
-        "conflicts": json_value(_masked_conflicts(report)),
+        # Identity values already masked by the ingestion (IngestReport.conflict_keys).
+        "conflicts": json_value(report.conflict_keys),
+        **(
+            {"schema_drift": json_value(report.schema_drift.to_dict())}
+            if report.schema_drift is not None
+            else {}
+        ),
         **({"waiver_reason": report.waiver_reason} if report.waiver_reason else {}),
         **({"audit_failure": report.failure} if report.failure else {}),
         "preview": preview(report.frame),

@@ -74,6 +74,18 @@ AUDIT_CHECKS: list[tuple[str, bool, str]] = [
         False,
         "Warns when records carry fields the contract does not name (schema drift upstream).",
     ),
+    (
+        audit.SCHEMA_NOT_DRIFTED,
+        True,
+        "No field the record kind must carry is missing from every record of the day, and no "
+        "field arrives in a type the contract does not allow: schema drift on the API's side "
+        "(the field, the source and the day are named).",
+    ),
+    (
+        audit.FIELDS_IN_LINE,
+        False,
+        "Warns when an optional field turned all-null or an integer field widened to float.",
+    ),
 ]
 PUBLISHED_DESCRIPTION = (
     "The day holds rows that passed their audit (or a recorded waiver). Fails (blocking) when "
