@@ -97,6 +97,32 @@ class Settings(BaseSettings):
         ge=1,
         description="Below this many records a source-day fails only when none of them is valid.",
     )
+    automation_enabled: bool = Field(
+        default=True,
+        description="Start the automation, deadline and alert sensors RUNNING on a fresh "
+        "instance. Off for a laptop session or a test that starts `dagster dev` for another "
+        "reason.",
+    )
+    broker_timezone: str = Field(
+        default="Etc/GMT-2",
+        description="IANA time zone of the broker's trading day (MetaTrader servers: GMT+2).",
+    )
+    nightly_run_time: dt.time = Field(
+        default=dt.time(0, 30),
+        description="When, in the broker's zone, the nightly tick ingests the day that just "
+        "closed (after the API's rollover).",
+    )
+    restatement_days: int = Field(
+        default=3,
+        ge=0,
+        description="Trailing days re-ingested every night besides the new one; a day whose "
+        "data changed is recomputed downstream, an unchanged one is not.",
+    )
+    predictions_deadline: dt.time = Field(
+        default=dt.time(6, 0),
+        description="By when, in the broker's zone, the predictions of the session that closed "
+        "overnight must exist and have passed their checks.",
+    )
     dagster_ui_url: str = Field(
         default="http://127.0.0.1:3000",
         description="Base URL of the Dagster UI, for the run links in alerts.",

@@ -1,6 +1,7 @@
 """Metadata every asset attaches: previews with identities masked, counts, JSON summaries."""
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -41,3 +42,52 @@ def frame_table(frame: pl.DataFrame, *, rows: int = 50) -> dg.MetadataValue:
 
 def json_value(value: Any) -> dg.MetadataValue:
     return dg.MetadataValue.json(value)
+
+
+def targeting_latest(
+    instance: dg.DagsterInstance, evaluation: dg.AssetCheckEvaluation
+) -> dg.AssetCheckEvaluation:
+    """The evaluation pointed at its partition's latest materialisation.
+
+    A check result logged by hand (one per day of a range run) carries no target, and Dagster
+    treats a result that does not target the latest materialisation as stale: automation would
+    never see the day's blocking checks pass. Log such results after the day's materialisation.
+    """
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=evaluation.asset_key,
+            asset_partitions=[evaluation.partition] if evaluation.partition else None,
+        ),
+        limit=1,
+    ).records
+    if not records:
+        return evaluation
+    return _with_target(evaluation, records[0])
+
+
+def targeted(
+    context: dg.AssetExecutionContext, evaluations: Iterable[dg.AssetCheckEvaluation]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Per-day results yielded after the range's materialisation, each aimed at its day."""
+    for evaluation in evaluations:
+        yield targeting_latest(context.instance, evaluation)
+
+
+def _with_target(evaluation: dg.AssetCheckEvaluation, latest) -> dg.AssetCheckEvaluation:
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
+
+    return dg.AssetCheckEvaluation(
+        asset_key=evaluation.asset_key,
+        check_name=evaluation.check_name,
+        passed=evaluation.passed,
+        metadata=evaluation.metadata,
+        severity=evaluation.severity,
+        description=evaluation.description,
+        blocking=evaluation.blocking,
+        partition=evaluation.partition,
+        target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+            storage_id=latest.storage_id, run_id=latest.run_id, timestamp=latest.timestamp
+        ),
+    )

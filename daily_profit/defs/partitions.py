@@ -20,6 +20,8 @@ def _daily_partitions() -> dg.DailyPartitionsDefinition:
         start_date=settings.start_date.isoformat(),
         end_date=end.isoformat() if end else None,
         fmt="%Y-%m-%d",
+        # A partition is the broker's trading day: it closes at the broker's rollover.
+        timezone=settings.broker_timezone,
     )
 
 

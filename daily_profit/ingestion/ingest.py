@@ -87,6 +87,9 @@ class IngestReport:
     checks: list[CheckOutcome] = field(default_factory=list)
     outcome: Outcome = Outcome.PUBLISHED
     waiver_reason: str | None = None
+    # Checksum of the rows the day holds after this attempt (the published ones): what
+    # downstream compares to know whether the day changed. Empty when nothing is published.
+    published_checksum: str = ""
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
@@ -268,6 +271,9 @@ def ingest_api_source(
         checks=checks,
         outcome=outcome,
         waiver_reason=attempt.waiver_reason,
+        published_checksum=written.checksums[day]
+        if outcome.published_now
+        else warehouse.published_checksum(spec.table, day) or "",
     )
 
 
@@ -375,6 +381,9 @@ def ingest_plans_csv(
         checks=checks,
         outcome=outcome,
         waiver_reason=attempt.waiver_reason,
+        published_checksum=written.checksums[None]
+        if outcome.published_now
+        else warehouse.published_checksum(spec.table, None) or "",
     )
 
 

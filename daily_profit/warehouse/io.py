@@ -712,6 +712,19 @@ class Warehouse:
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
+    def published_checksum(self, table: str | sa.Table, day: dt.date | None) -> str | None:
+        """The checksum of what the last write published for ``day`` (None: never published)."""
+        p = partition_loads
+        when = p.c.partition_date.is_(None) if day is None else p.c.partition_date == day
+        query = (
+            sa.select(p.c.checksum)
+            .where(p.c.table_name == table_for(table).name, when)
+            .order_by(p.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
     def last_published_day(self, tables: Sequence[str]) -> dt.date | None:
         """The latest day any write published in ``tables`` (None when nothing is)."""
         p = partition_loads

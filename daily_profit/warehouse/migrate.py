@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from filelock import FileLock
 
 from daily_profit.config import PROJECT_ROOT, get_settings
 from daily_profit.warehouse.io import create_warehouse_engine, normalise_url
@@ -67,20 +69,25 @@ def upgrade(url: str | None = None, revision: str = "head") -> str | None:
     Returns the revision it is at afterwards. Cheap when already there: one query.
     """
     url = url or get_settings().resolved_warehouse_url
-    _ensure_sqlite_folder(url)
-    # The check inside the lock too: reading the revision while another thread of this process
-    # rebuilds a SQLite table (batch migrations) would wait on its lock and could time out.
-    with _UPGRADE_LOCK:
+    database = _ensure_sqlite_folder(url)
+    # The check inside the lock too: reading the revision while another thread rebuilds a
+    # SQLite table (batch migrations) would wait on its lock and could time out. Two processes
+    # (two runs launched at once on a fresh SQLite warehouse) take turns through a file lock.
+    cross_process = FileLock(f"{database}.migrate.lock") if database else nullcontext()
+    with _UPGRADE_LOCK, cross_process:
         if revision == "head" and current_revision(url) == head_revision():
             return head_revision()
         command.upgrade(alembic_config(url), revision)
         return current_revision(url)
 
 
-def _ensure_sqlite_folder(url: str) -> None:
+def _ensure_sqlite_folder(url: str) -> str | None:
+    """The SQLite database file's path, its folder created; None for other databases."""
     parsed = sa.engine.make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return parsed.database
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

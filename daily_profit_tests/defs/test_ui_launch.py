@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import dagster as dg
 import httpx
 import pytest
 from dagster_graphql import DagsterGraphQLClient
@@ -35,6 +36,8 @@ def dagster_dev(tmp_path):
         "DAILY_PROFIT_SANDBOX_PORT": str(_free_port()),
         "DAILY_PROFIT_SANDBOX_ACCOUNTS": "30",
         "DAILY_PROFIT_SANDBOX_DAYS": "10",
+        # This test is about a launch from the UI: the nightly automation stays off.
+        "DAILY_PROFIT_AUTOMATION_ENABLED": "false",
     }
     (tmp_path / "dagster_home").mkdir()
     process = subprocess.Popen(
@@ -67,6 +70,18 @@ def dagster_dev(tmp_path):
         subprocess.run(["pkill", "-f", f"--port {env['DAILY_PROFIT_SANDBOX_PORT']}"], check=False)
 
 
+def _failure_messages(home: str, run_id: str) -> list[str]:
+    """Why a run failed, from the instance the UI wrote to (for the assertion message)."""
+    with dg.DagsterInstance.from_config(home) as instance:
+        return [
+            f"{r.dagster_event.step_key}: {r.dagster_event.event_specific_data.error.message}"
+            for r in instance.all_logs(run_id)
+            if r.dagster_event is not None
+            and r.dagster_event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")
+            and getattr(r.dagster_event.event_specific_data, "error", None) is not None
+        ]
+
+
 def test_a_day_launched_from_the_ui_lands_in_the_warehouse(dagster_dev):
     port, env = dagster_dev
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
@@ -79,7 +94,7 @@ def test_a_day_launched_from_the_ui_lands_in_the_warehouse(dagster_dev):
         if status in {"SUCCESS", "FAILURE", "CANCELED"}:
             break
         time.sleep(2)
-    assert status == "SUCCESS"
+    assert status == "SUCCESS", _failure_messages(env["DAGSTER_HOME"], run_id)
     store = Warehouse(f"sqlite:///{env['DAILY_PROFIT_DATA_DIR']}/warehouse.sqlite")
     day = dt.date.fromisoformat(DAY)
     assert store.read_partitions("raw_metrics_daily", day, day).height > 0

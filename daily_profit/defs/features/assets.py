@@ -16,7 +16,7 @@ import polars as pl
 from daily_profit.config import get_settings
 from daily_profit.defs import guards
 from daily_profit.defs.features import checks
-from daily_profit.defs.metadata import preview
+from daily_profit.defs.metadata import preview, targeted
 from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.defs.resources import WarehouseResource
 from daily_profit.features import staging as staging_core
@@ -148,8 +148,8 @@ def stg_accounts_daily(
             "preview": preview(frame),
         }
     )
-    yield from guards.guard_evaluations("stg_accounts_daily", days, blocked)
-    yield from checks.staging_evaluations(frame, usable)
+    yield from targeted(context, guards.guard_evaluations("stg_accounts_daily", days, blocked))
+    yield from targeted(context, checks.staging_evaluations(frame, usable))
 
 
 @dg.asset(
@@ -216,8 +216,8 @@ def account_features_daily(
         start - dt.timedelta(days=checks.NULL_SHARE_TRAILING_DAYS),
         start - dt.timedelta(days=1),
     )
-    yield from guards.guard_evaluations("account_features_daily", days, blocked)
-    yield from checks.feature_evaluations(frame, stg, trailing, usable)
+    yield from targeted(context, guards.guard_evaluations("account_features_daily", days, blocked))
+    yield from targeted(context, checks.feature_evaluations(frame, stg, trailing, usable))
 
 
 @dg.asset(
@@ -270,8 +270,8 @@ def labels_next_day(
     features = store.read_partitions(
         "account_features_daily", start, end, columns=["date", "account_id"]
     )
-    yield from guards.guard_evaluations("labels_next_day", days, blocked)
-    yield from checks.label_evaluations(frame, features, usable)
+    yield from targeted(context, guards.guard_evaluations("labels_next_day", days, blocked))
+    yield from targeted(context, checks.label_evaluations(frame, features, usable))
 
 
 @dg.asset(

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 import polars as pl
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from daily_profit.api.errors import RiskApiCircuitOpen
 from daily_profit.config import get_settings
-from daily_profit.defs.metadata import json_value, preview
+from daily_profit.defs.metadata import json_value, preview, targeting_latest
 from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.defs.raw import checks
 from daily_profit.defs.resources import RiskApiResource, WarehouseResource
@@ -182,6 +183,21 @@ def _raise_for_withheld(reports: list[IngestReport]) -> None:
     )
 
 
+def _day_materializations(
+    name: str, reports: list[IngestReport]
+) -> Iterator[dg.AssetMaterialization]:
+    """One materialisation per day that holds published rows, versioned by their checksum."""
+    for report in reports:
+        if report.outcome is Outcome.WITHHELD or report.partition is None:
+            continue
+        yield dg.AssetMaterialization(
+            asset_key=name,
+            partition=report.partition.isoformat(),
+            metadata=report_metadata(report),
+            tags={DATA_VERSION_TAG: report.published_checksum},
+        )
+
+
 def build_daily_raw_asset(source: ApiSource) -> dg.AssetsDefinition:
     """One daily-partitioned raw asset for an API source, audited and published day by day."""
     name = source.table
@@ -214,6 +230,7 @@ def build_daily_raw_asset(source: ApiSource) -> dg.AssetsDefinition:
         threshold = QuarantineThreshold.from_settings()
         waiver = _waiver(config)
         reports: list[IngestReport] = []
+        evaluations: list[dg.AssetCheckEvaluation] = []
         with risk_api.client() as client:
             for day in days:
 
@@ -237,22 +254,33 @@ def build_daily_raw_asset(source: ApiSource) -> dg.AssetsDefinition:
                     f"{report.quarantined} quarantined of {report.api_total} served in "
                     f"{report.calls} calls" + (f": {report.failure}" if report.failure else "")
                 )
-                for evaluation in checks.daily_evaluations(report, store, day):
-                    context.log_event(evaluation)
+                evaluations.extend(checks.daily_evaluations(report, store, day))
+
+        def log_checks() -> None:
+            # After the days' materialisations: each result must target its day's latest one.
+            for evaluation in evaluations:
+                context.log_event(targeting_latest(context.instance, evaluation))
+
         if any(r.outcome is Outcome.WITHHELD for r in reports):
             # The days that passed are published: record them, then fail naming the others.
-            for report in reports:
-                if report.outcome is not Outcome.WITHHELD:
-                    context.log_event(
-                        dg.AssetMaterialization(
-                            asset_key=name,
-                            partition=report.partition.isoformat() if report.partition else None,
-                            metadata=report_metadata(report),
-                        )
-                    )
+            for event in _day_materializations(name, reports):
+                context.log_event(event)
+            log_checks()
             _raise_for_withheld(reports)
-        metadata = report_metadata(reports[0]) if len(reports) == 1 else range_metadata(reports)
-        yield dg.MaterializeResult(metadata=metadata)
+        if len(reports) == 1:
+            report = reports[0]
+            yield dg.MaterializeResult(
+                metadata=report_metadata(report),
+                data_version=dg.DataVersion(report.published_checksum),
+            )
+            log_checks()
+            return
+        yield dg.MaterializeResult(metadata=range_metadata(reports))
+        # A range's result stands for every day alike: each day's own record follows it, with
+        # the day's checksum as its data version (what the automation compares night to night).
+        for event in _day_materializations(name, reports):
+            context.log_event(event)
+        log_checks()
 
     return _raw_daily
 
@@ -262,11 +290,17 @@ raw_daily_assets = [build_daily_raw_asset(source) for source in sources.DAILY_AP
 
 def _snapshot_result(
     context: dg.AssetExecutionContext, report: IngestReport
-) -> dg.MaterializeResult:
-    for evaluation in checks.audit_evaluations(report):
-        context.log_event(evaluation)
-    _raise_for_withheld([report])
-    return dg.MaterializeResult(metadata=report_metadata(report))
+) -> Iterator[dg.MaterializeResult]:
+    evaluations = list(checks.audit_evaluations(report))
+    if report.outcome is Outcome.WITHHELD:
+        for evaluation in evaluations:
+            context.log_event(evaluation)
+        _raise_for_withheld([report])
+    yield dg.MaterializeResult(
+        metadata=report_metadata(report), data_version=dg.DataVersion(report.published_checksum)
+    )
+    for evaluation in evaluations:
+        context.log_event(targeting_latest(context.instance, evaluation))
 
 
 @dg.asset(
@@ -281,7 +315,7 @@ def raw_metrics_alltime(
     config: RawLandingConfig,
     risk_api: RiskApiResource,
     warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """The account master: one row per account as of now (plan, trader, platform, broker,
     country, lifetime statistics). Refreshed whole on each materialisation, audited first: a
     failing refresh keeps the master in force. Only its static attributes may feed features:
@@ -300,7 +334,7 @@ def raw_metrics_alltime(
                 waiver_reason=waiver,
             )
 
-    return _snapshot_result(context, _ingest_with_step_retry(run))
+    yield from _snapshot_result(context, _ingest_with_step_retry(run))
 
 
 @dg.asset(
@@ -314,7 +348,7 @@ def raw_plans(
     config: RawLandingConfig,
     risk_api: RiskApiResource,
     warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """Trading plans from the firm's plans CSV export: starting balance, profit target, daily
     loss limit, trailing or static drawdown, profit share and the other rules. The last row of a
     planId in the export wins; an account's plan on a day is the planId of that day's metrics.
@@ -329,7 +363,7 @@ def raw_plans(
         run_id=context.run.run_id,
         waiver_reason=_waiver(config),
     )
-    return _snapshot_result(context, report)
+    yield from _snapshot_result(context, report)
 
 
 raw_assets = [raw_plans, raw_metrics_alltime, *raw_daily_assets]

@@ -1,0 +1,1 @@
+"""Operations: what makes the graph run itself every night, guarded, watched, and heard from."""

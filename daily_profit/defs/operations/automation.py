@@ -1,0 +1,125 @@
+"""When each layer runs, declared on the assets: the nightly run order lives here.
+
+The raw layer requests, on the nightly tick (after the API's rollover, in the broker's zone),
+the day that just closed and the trailing restatement window. Each raw day publishes its
+checksum as its data version. Every later layer follows its inputs: a day is requested when one
+of its inputs' data versions changed (a restated day whose data did not change is left alone),
+once no input is missing or still running and every blocking check upstream passed. The raw
+layer's guard inside each asset (``daily_profit/defs/guards.py``) adds what Dagster's
+``all_deps_blocking_checks_passed`` does not: with a lookback, *every* parent day must have
+passed, not any one of them.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from daily_profit.config import get_settings
+
+AUTOMATION_SENSOR = "daily_profit_automation"
+
+
+def nightly_cron() -> str:
+    at = get_settings().nightly_run_time
+    return f"{at.minute} {at.hour} * * *"
+
+
+def _tick() -> dg.AutomationCondition:
+    settings = get_settings()
+    return dg.AutomationCondition.cron_tick_passed(
+        nightly_cron(), settings.broker_timezone
+    ).since_last_handled()
+
+
+def _window(extra_days: int = 0) -> dg.AutomationCondition:
+    # The new day plus the restatement window (plus, downstream, the days whose lookback or
+    # target span reaches into it).
+    days = get_settings().restatement_days + 1 + extra_days
+    return dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=days))
+
+
+def nightly_raw_days() -> dg.AutomationCondition:
+    """The new day and the restatement window, once per nightly tick."""
+    return (_window() & _tick() & ~dg.AutomationCondition.in_progress()).with_label(
+        "nightly: the new day and the restatement window"
+    )
+
+
+def nightly_snapshot() -> dg.AutomationCondition:
+    """The account master and the plans export: refreshed once per nightly tick."""
+    return (_tick() & ~dg.AutomationCondition.in_progress()).with_label("nightly refresh")
+
+
+def follows_inputs(extra_days: int = 0) -> dg.AutomationCondition:
+    """Recompute a recent day when an input's data changed, once its inputs are all there,
+    settled and passed their blocking checks."""
+    changed = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.data_version_changed()
+    ).since_last_handled()
+    return (
+        _window(extra_days)
+        & changed.with_label("an input's data changed")
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("follows its inputs")
+
+
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """The project's own automation sensor: RUNNING on a fresh instance unless switched off
+    (DAILY_PROFIT_AUTOMATION_ENABLED=false)."""
+    enabled = get_settings().automation_enabled
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if enabled
+        else dg.DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=30,
+        description="Runs the graph every night: the raw layer on the nightly tick, every later "
+        "layer when its inputs' data changed and passed their blocking checks.",
+    )
+
+
+# The nightly run order: each asset and when it runs. Extra days widen the window for layers
+# whose day D changes when a later day lands (labels and outcomes read D's target span).
+RAW_DAILY = (
+    "raw_metrics_daily",
+    "raw_metrics_hourly",
+    "raw_trades_closed",
+    "raw_trades_open",
+    "raw_regimes_daily",
+)
+SNAPSHOTS = ("raw_plans", "raw_metrics_alltime")
+FOLLOWERS: dict[str, int] = {
+    "stg_accounts_daily": 0,
+    "account_features_daily": 0,
+    "labels_next_day": 4,
+    "daily_predictions": 0,
+    "prediction_outcomes": 4,
+    "feature_drift": 0,
+    "model_performance": 4,
+}
+
+
+def condition_for(key: str) -> dg.AutomationCondition | None:
+    if key in RAW_DAILY:
+        return nightly_raw_days()
+    if key in SNAPSHOTS:
+        return nightly_snapshot()
+    if key in FOLLOWERS:
+        return follows_inputs(FOLLOWERS[key])
+    return None
+
+
+def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """The assets with their automation conditions from the run order above."""
+
+    def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
+        condition = condition_for(spec.key.to_user_string())
+        return (
+            spec if condition is None else spec.replace_attributes(automation_condition=condition)
+        )
+
+    return [a.map_asset_specs(attach) for a in assets]

@@ -1,0 +1,151 @@
+"""The nightly run order, evaluated by Dagster's own automation engine on the real definitions.
+
+No runs are launched: materialisations are reported to an instance as the raw layer would
+record them (each day versioned by its checksum), and the engine says what it would request.
+"""
+
+import datetime as dt
+import logging
+import time
+import uuid
+
+import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.events.log import EventLogEntry
+
+from daily_profit.config import get_settings
+from daily_profit.defs.metadata import targeting_latest
+from daily_profit.defs.operations.automation import RAW_DAILY, SNAPSHOTS
+from daily_profit.defs.raw.checks import AUDIT_CHECKS, DAY_PUBLISHED
+
+BLOCKING = [name for name, blocking, _ in AUDIT_CHECKS if blocking] + [DAY_PUBLISHED]
+
+# The nightly tick (00:30 broker time, GMT+2) of 2025-01-10: the 9th has just closed.
+TICK = dt.datetime(2025, 1, 9, 23, 0, tzinfo=dt.UTC)
+NEW_DAY = dt.date(2025, 1, 9)
+
+
+def _definitions() -> dg.Definitions:
+    from daily_profit.definitions import defs
+
+    return defs
+
+
+def _requested(result) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for r in result.results:
+        if r.true_subset.size:
+            key = r.key.to_user_string()
+            subset = r.true_subset
+            out[key] = (
+                set(subset.expensively_compute_partition_keys()) if subset.is_partitioned else {"*"}
+            )
+    return out
+
+
+def _store_check(instance: dg.DagsterInstance, evaluation: dg.AssetCheckEvaluation) -> None:
+    # Runless check results all share run id "": a second one for a day would collide. Each
+    # result is stored under a run id of its own, as the raw layer's runs give them.
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.ASSET_CHECK_EVALUATION.value,
+        job_name="raw_daily",
+        event_specific_data=evaluation,
+    )
+    instance.event_log_storage.store_event(
+        EventLogEntry(
+            error_info=None,
+            level=logging.INFO,
+            user_message="",
+            run_id=uuid.uuid4().hex,
+            timestamp=time.time(),
+            dagster_event=event,
+        )
+    )
+
+
+def _report(instance: dg.DagsterInstance, asset: str, day: dt.date | None, version: str) -> None:
+    """A day landed as the raw layer records it: versioned, with its blocking checks passed."""
+    partition = day.isoformat() if day else None
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=asset, partition=partition, tags={DATA_VERSION_TAG: version}
+        )
+    )
+    if asset.startswith("raw_"):
+        for name in BLOCKING:
+            evaluation = dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey(asset),
+                check_name=name,
+                passed=True,
+                partition=partition,
+                severity=dg.AssetCheckSeverity.ERROR,
+            )
+            _store_check(instance, targeting_latest(instance, evaluation))
+
+
+def _window_days() -> set[str]:
+    n = get_settings().restatement_days
+    return {(NEW_DAY - dt.timedelta(days=i)).isoformat() for i in range(n + 1)}
+
+
+def test_the_nightly_tick_requests_the_new_day_and_the_restatement_window_of_the_raw_layer():
+    defs = _definitions()
+    instance = dg.DagsterInstance.ephemeral()
+    before = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=TICK - dt.timedelta(hours=2)
+    )
+    assert not _requested(before)  # before the tick: nothing
+    result = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=before.cursor, evaluation_time=TICK
+    )
+    requested = _requested(result)
+    for table in RAW_DAILY:
+        assert requested[table] == _window_days(), table
+    for table in SNAPSHOTS:
+        assert table in requested
+    # Nothing downstream yet: its inputs have not landed.
+    assert "stg_accounts_daily" not in requested
+    again = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=result.cursor, evaluation_time=TICK
+    )
+    assert not set(_requested(again)) & set(RAW_DAILY)  # once per tick
+
+
+def test_downstream_recomputes_a_restated_day_only_when_its_data_changed():
+    defs = _definitions()
+    instance = dg.DagsterInstance.ephemeral()
+    # The sensor is running before the raw layer lands (it compares tick to tick).
+    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    days = sorted(dt.date.fromisoformat(d) for d in _window_days())
+    history = [days[0] - dt.timedelta(days=i) for i in range(1, 25)]
+    for day in [*history, *days]:
+        for table in RAW_DAILY:
+            _report(instance, table, day, f"v1-{table}-{day}")
+    for table in SNAPSHOTS:
+        _report(instance, table, None, f"v1-{table}")
+    first = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
+    )
+    assert set(_requested(first).get("stg_accounts_daily", set())) == _window_days()
+
+    # The layer runs; then the next night restates the window: one day's metrics changed.
+    for day in days:
+        _report(instance, "stg_accounts_daily", day, f"s-{day}")
+    second = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=first.cursor, evaluation_time=TICK
+    )
+    assert "stg_accounts_daily" not in _requested(second)
+    changed = days[1]
+    for day in days:
+        for table in RAW_DAILY:
+            version = (
+                f"v2-{table}-{day}"
+                if (table, day) == ("raw_metrics_daily", changed)
+                else (f"v1-{table}-{day}")
+            )
+            _report(instance, table, day, version)
+    third = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=second.cursor, evaluation_time=TICK
+    )
+    assert _requested(third).get("stg_accounts_daily") == {changed.isoformat()}
