@@ -12,6 +12,11 @@ from daily_profit.defs.features.assets import feature_assets, guard_checks  # no
 from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
 from daily_profit.defs.model.assets import model_assets, prediction_checks  # noqa: E402
+from daily_profit.defs.operations.alerts import (  # noqa: E402
+    alert_sensor,
+    deadline_sensor,
+    predictions_by_deadline,
+)
 from daily_profit.defs.operations.automation import (  # noqa: E402
     automation_sensor,
     with_automation,
@@ -22,8 +27,14 @@ from daily_profit.defs.resources import build_resources  # noqa: E402
 
 defs = dg.Definitions(
     assets=with_automation([*raw_assets, *feature_assets, *model_assets]),
-    asset_checks=[*raw_checks, *feature_checks, *guard_checks, *prediction_checks],
+    asset_checks=[
+        *raw_checks,
+        *feature_checks,
+        *guard_checks,
+        *prediction_checks,
+        predictions_by_deadline,
+    ],
     jobs=jobs,
-    sensors=[automation_sensor()],
+    sensors=[automation_sensor(), alert_sensor(), deadline_sensor()],
     resources=build_resources(),
 )

@@ -1,0 +1,119 @@
+"""The alert sensor, ticking on a real instance, delivering to a real webhook and SMTP server:
+one alert per incident, a retried failure not an incident yet, a success closing it."""
+
+import json
+
+import dagster as dg
+import pytest
+from pytest_httpserver import HTTPServer
+
+from daily_profit.defs.operations.alerts import alert_sensor
+
+API_KEY = "alert-sensor-secret-key"
+DAY = "2025-03-04"
+daily = dg.DailyPartitionsDefinition(start_date="2025-03-01", end_date="2025-03-10")
+
+
+def _assets(check_passes: bool, asset_fails: bool = False) -> list:
+    @dg.asset(
+        name="raw_trades_closed",
+        partitions_def=daily,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "quarantine_share_in_bounds", asset="raw_trades_closed", blocking=True
+            )
+        ],
+    )
+    def raw_trades_closed(context: dg.AssetExecutionContext):
+        if asset_fails:
+            raise RuntimeError("the API is down")
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(
+            check_name="quarantine_share_in_bounds",
+            passed=check_passes,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"quarantined_share": 0.125, "max_share": 0.02},
+            description=None if check_passes else "12.5% of 1000 records quarantined",
+        )
+
+    return [raw_trades_closed]
+
+
+def _run(instance, *, check_passes=True, asset_fails=False, tags=None):
+    return dg.materialize(
+        _assets(check_passes, asset_fails),
+        partition_key=DAY,
+        instance=instance,
+        tags=tags or {},
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture
+def receivers(httpserver: HTTPServer, smtp_inbox, settings_env):
+    inbox, port = smtp_inbox
+    httpserver.expect_request("/hooks/secret-token", method="POST").respond_with_data("ok")
+    settings_env(
+        risk_api_key=API_KEY,
+        alert_webhook_url=httpserver.url_for("/hooks/secret-token"),
+        alert_smtp_host="127.0.0.1",
+        alert_smtp_port=port,
+        alert_email_to=json.dumps(["desk@example.com"]),
+        dagster_ui_url="http://dagster.example:3000",
+    )
+    return httpserver, inbox
+
+
+def _tick(instance: dg.DagsterInstance, cursor: str | None) -> str | None:
+    sensor = alert_sensor()
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    sensor(context)
+    return context.cursor
+
+
+def _texts(httpserver: HTTPServer) -> list[str]:
+    return [request.get_json()["text"] for request, _ in httpserver.log]
+
+
+def test_a_failed_blocking_check_alerts_once_per_incident_until_it_passes(receivers):
+    httpserver, inbox = receivers
+    instance = dg.DagsterInstance.ephemeral()
+    failing = _run(instance, check_passes=False)
+    cursor = _tick(instance, None)
+
+    [text] = _texts(httpserver)
+    assert "raw_trades_closed" in text and DAY in text
+    assert "quarantine_share_in_bounds" in text and "12.5% of 1000 records" in text
+    assert f"http://dagster.example:3000/runs/{failing.run_id}" in text
+    assert API_KEY not in json.dumps([r.get_json() for r, _ in httpserver.log])
+    [email] = inbox.messages
+    assert "raw_trades_closed" in email["Subject"] and DAY in email["Subject"]
+
+    # The same failure again (a rerun): the same incident, nothing new.
+    _run(instance, check_passes=False)
+    cursor = _tick(instance, cursor)
+    assert len(_texts(httpserver)) == 1
+    # It passes: the incident closes; failing again is a new incident.
+    _run(instance, check_passes=True)
+    cursor = _tick(instance, cursor)
+    assert len(_texts(httpserver)) == 1
+    _run(instance, check_passes=False)
+    _tick(instance, cursor)
+    assert len(_texts(httpserver)) == 2
+    assert len(inbox.messages) == 2
+
+
+def test_a_run_failure_alerts_once_and_a_failure_dagster_will_retry_does_not(receivers):
+    httpserver, _ = receivers
+    instance = dg.DagsterInstance.ephemeral()
+    _run(instance, asset_fails=True, tags={"dagster/will_retry": "true"})
+    cursor = _tick(instance, None)
+    assert _texts(httpserver) == []  # Dagster retries it: not an incident yet
+
+    last = _run(instance, asset_fails=True)
+    cursor = _tick(instance, cursor)
+    [text] = _texts(httpserver)
+    assert "Run failed" in text and last.run_id in text and DAY in text
+    _run(instance, asset_fails=True)
+    _tick(instance, cursor)
+    assert len(_texts(httpserver)) == 1
