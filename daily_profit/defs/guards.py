@@ -123,3 +123,12 @@ def guard_check(asset: str, requirements_of) -> dg.AssetChecksDefinition:
         )
 
     return _check
+
+
+def declared_guard_checks() -> list[dg.AssetChecksDefinition]:
+    """The guard's declared check on every layer that has it."""
+    return [
+        guard_check("stg_accounts_daily", staging_requirements),
+        guard_check("account_features_daily", feature_requirements),
+        guard_check("labels_next_day", label_requirements),
+    ]

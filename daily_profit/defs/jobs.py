@@ -2,23 +2,38 @@
 
 import dagster as dg
 
+from daily_profit.defs import guards
+from daily_profit.defs.raw import checks as raw_checks
+
+# The raw assets record every check result of every day themselves; the declared checks that
+# re-read those results from the audit table are for the UI (a re-run for a day), not for the
+# jobs: under the multiprocess executor each would cost a process per run. The reconciliation
+# checks compute something new and stay.
+RECONCILIATIONS = dg.AssetSelection.checks(*raw_checks.reconciliation_checks)
+
 raw_daily_job = dg.define_asset_job(
     "raw_daily",
-    selection=dg.AssetSelection.groups("raw")
-    - dg.AssetSelection.assets("raw_plans", "raw_metrics_alltime"),
-    description="Land one trading day of every daily Risk API source, with its checks.",
+    selection=(
+        dg.AssetSelection.groups("raw")
+        - dg.AssetSelection.assets("raw_plans", "raw_metrics_alltime")
+    ).without_checks()
+    | RECONCILIATIONS,
+    description="Land trading days of every daily Risk API source (one day, or a range in one "
+    "run), each day audited, published and checked on its own.",
 )
 
 raw_reference_job = dg.define_asset_job(
     "raw_reference",
-    selection=dg.AssetSelection.assets("raw_plans", "raw_metrics_alltime"),
+    selection=dg.AssetSelection.assets("raw_plans", "raw_metrics_alltime").without_checks(),
     description="Refresh the plans export and the account master.",
 )
 
 features_job = dg.define_asset_job(
     "features",
+    # The guard's declared checks re-read what each asset recorded per day: for the UI only.
     selection=dg.AssetSelection.groups("staging", "features")
-    - dg.AssetSelection.assets("account_performance_summary"),
+    - dg.AssetSelection.assets("account_performance_summary")
+    - dg.AssetSelection.checks(*guards.declared_guard_checks()),
     description="Staging, features and labels for a range of days, in one vectorised run.",
 )
 

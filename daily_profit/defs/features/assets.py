@@ -302,11 +302,7 @@ def account_performance_summary(
     )
 
 
-guard_checks = [
-    guards.guard_check("stg_accounts_daily", guards.staging_requirements),
-    guards.guard_check("account_features_daily", guards.feature_requirements),
-    guards.guard_check("labels_next_day", guards.label_requirements),
-]
+guard_checks = guards.declared_guard_checks()
 
 feature_assets = [
     stg_accounts_daily,

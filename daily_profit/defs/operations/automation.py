@@ -113,13 +113,35 @@ def condition_for(key: str) -> dg.AutomationCondition | None:
     return None
 
 
+# How stale each layer may get before the UI flags it: a nightly layer warns after a missed
+# night and fails after two. (A per-day deadline, not this, guards the predictions of a day:
+# a freshness policy reads a restated old day as fresh.)
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    warn_window=dt.timedelta(hours=26), fail_window=dt.timedelta(hours=50)
+)
+WEEKLY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    warn_window=dt.timedelta(days=8), fail_window=dt.timedelta(days=15)
+)
+
+
+def freshness_for(key: str) -> dg.FreshnessPolicy | None:
+    if key in RAW_DAILY or key in SNAPSHOTS or key in FOLLOWERS:
+        return NIGHTLY_FRESHNESS
+    if key == "profit_model":
+        return WEEKLY_FRESHNESS
+    return None
+
+
 def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """The assets with their automation conditions from the run order above."""
+    """The assets with their automation conditions and freshness from the run order above."""
 
     def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
-        condition = condition_for(spec.key.to_user_string())
-        return (
-            spec if condition is None else spec.replace_attributes(automation_condition=condition)
-        )
+        key = spec.key.to_user_string()
+        condition, freshness = condition_for(key), freshness_for(key)
+        if condition is not None:
+            spec = spec.replace_attributes(automation_condition=condition)
+        if freshness is not None:
+            spec = spec.replace_attributes(freshness_policy=freshness)
+        return spec
 
     return [a.map_asset_specs(attach) for a in assets]

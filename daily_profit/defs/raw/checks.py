@@ -395,6 +395,8 @@ def hourly_reconcile(
     return _reconcile_window(context, warehouse.get(), sources.METRICS_HOURLY.table)
 
 
+reconciliation_checks = [closed_trades_reconcile, hourly_reconcile]
+
 raw_checks = [
     *(
         check
