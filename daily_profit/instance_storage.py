@@ -39,7 +39,18 @@ class FastSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
+        self._tables_present: set[str] = set()
         super().__init__(base_dir, inst_data=inst_data)
+
+    def has_table(self, table_name: str) -> bool:
+        # Asked on every check result stored (does the index have the asset-check tables?):
+        # a table once there stays until a wipe, so a yes is remembered.
+        if table_name in self._tables_present:
+            return True
+        present = super().has_table(table_name)
+        if present:
+            self._tables_present.add(table_name)
+        return present
 
     @classmethod
     def from_config_value(
@@ -83,6 +94,7 @@ class FastSqliteEventLogStorage(SqliteEventLogStorage):
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+        self._tables_present.clear()
 
     def wipe(self) -> None:
         # The run shards' files are deleted: no connection may stay open on them.
