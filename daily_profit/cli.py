@@ -268,7 +268,8 @@ def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
                 f"warehouse: migrations applied to {_safe_url(settings.resolved_warehouse_url)}"
             )
 
-        from daily_profit.definitions import defs
+        with progress.step("loading the asset graph"):
+            from daily_profit.definitions import defs
         from daily_profit.warehouse.io import Warehouse
 
         store = Warehouse(settings.resolved_warehouse_url)
