@@ -3,29 +3,63 @@
 ``daily-profit main`` runs the platform end to end on the configured (by default embedded)
 setup: the sandbox, the warehouse migrations, then the asset graph through Dagster against the
 local instance in ``.dagster_home/``, so everything it materialised shows in ``./dp ui``.
+
+Where its time went (300 accounts x 120 days, 2 cores): one Dagster run per raw day cost ~5 s
+of run bookkeeping on the SQLite instance (creating the run, its planned events, step events)
+for ~1 s of fetching and landing. The raw layer is therefore one range run of ``raw_daily``
+(the raw assets' single-run backfill policy: each day fetched, audited and published on its
+own, with its own check results), like features, predictions and outcomes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from daily_profit.config import PROJECT_ROOT, Settings, get_settings
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from daily_profit.config import PROJECT_ROOT, get_settings
 
 if TYPE_CHECKING:
     from daily_profit.warehouse.io import Warehouse
 
 LOCAL_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
-# Every event still goes to the instance (and the UI); the terminal gets warnings and errors.
 # model_performance partitions the main job fills (one short run each).
 PERFORMANCE_DAYS = 10
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Every event still goes to the instance (and the UI); the terminal gets only what the main job
+# says itself (a failed step is reported with its message and run id).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Third-party loggers kept off the console; the instance's `python_logs` (dagster.yaml) records
+# them with the run's events.
+THIRD_PARTY_LOGGERS = ("mlflow", "alembic", "huey", "optuna", "dagster")
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+RawRuns = Literal["range", "per-day"]
+
+console = Console(highlight=False, soft_wrap=True)
 
 
 def local_instance():
@@ -44,10 +78,35 @@ def local_instance():
 
 
 def _say(message: str) -> None:
-    print(message, flush=True)
+    console.print(message, markup=False)
 
 
-def _days(settings: Settings, n_days: int | None) -> list[dt.date]:
+def quiet_console() -> None:
+    """Keep third-party chatter (MLflow's INFO lines and download bars, alembic, Dagster's own
+    Python logger) off the terminal. Their log records still reach the handlers Dagster
+    attaches during a run (``python_logs`` in dagster.yaml), so they are kept with the run's
+    events in the instance; what they print is kept in the main job's log file."""
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in THIRD_PARTY_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+        logger.propagate = False
+
+
+@contextmanager
+def third_party_output_to(path: Path) -> Iterator[None]:
+    """What libraries print on stderr while the job runs (MLflow's notices, which it writes to
+    stderr whatever its logging configuration, download bars, warnings) goes to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+        yield
+
+
+def _days(n_days: int | None) -> list[dt.date]:
     from daily_profit.defs.partitions import daily_partitions
 
     keys = daily_partitions.get_partition_keys()
@@ -56,88 +115,285 @@ def _days(settings: Settings, n_days: int | None) -> list[dt.date]:
     return [dt.date.fromisoformat(k) for k in keys]
 
 
-def run_main(n_days: int | None) -> int:
-    warnings.filterwarnings("ignore")
+@dataclass(frozen=True)
+class FailedRawDay:
+    """A raw daily partition of the main job's range that holds no published rows."""
+
+    table: str
+    day: dt.date
+    # The last recorded attempt's outcome, or None when no attempt was recorded (the run
+    # stopped before that day).
+    outcome: str | None
+    failed_checks: str
+
+    def describe(self) -> str:
+        if self.outcome is None:
+            return f"{self.table} {self.day.isoformat()}: no attempt recorded"
+        checks = f", failed checks: {self.failed_checks}" if self.failed_checks else ""
+        return f"{self.table} {self.day.isoformat()}: {self.outcome}{checks}"
+
+
+def failed_raw_days(store: Warehouse, days: Sequence[dt.date]) -> list[FailedRawDay]:
+    """Raw daily partitions in ``days`` with no publication, with their last audit outcome.
+
+    Read from the warehouse, not from the run's events: what downstream skips is exactly what
+    the warehouse has not published."""
+    from daily_profit.ingestion.sources import DAILY_API_SOURCES
+
+    if not days:
+        return []
+    start, end = min(days), max(days)
+    tables = [s.table for s in DAILY_API_SOURCES]
+    published = store.published_days(tables, start, end)
+    audit = store.read_publication_audit(start=start, end=end)
+    last_attempt: dict[tuple[str, dt.date], dict[str, Any]] = {}
+    for row in audit.iter_rows(named=True):  # oldest first: the last one wins
+        last_attempt[(row["table_name"], row["partition_date"])] = row
+    failed: list[FailedRawDay] = []
+    for table in tables:
+        for day in sorted(days):
+            if day in published.get(table, set()):
+                continue
+            attempt = last_attempt.get((table, day))
+            failed.append(
+                FailedRawDay(
+                    table=table,
+                    day=day,
+                    outcome=None if attempt is None else attempt["outcome"],
+                    failed_checks="" if attempt is None else attempt["failed_checks"] or "",
+                )
+            )
+    return failed
+
+
+class MainJobProgress:
+    """The main job's steps on the terminal: one line per finished step, a live bar meanwhile
+    (days landed for the raw layer, elapsed time for the others). On a terminal that is not
+    interactive (CI, a pipe) only the step lines are printed."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            # stderr belongs to the job's log file (third_party_output_to), not the terminal.
+            redirect_stderr=False,
+        )
+
+    def __enter__(self) -> MainJobProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    @contextmanager
+    def step(self, description: str, total: int | None = None) -> Iterator[_Step]:
+        task = self._progress.add_task(description, total=total)
+        started = time.perf_counter()
+        step = _Step(self._progress, task)
+        try:
+            yield step
+        finally:
+            step.stop_polling()
+            self._progress.remove_task(task)
+            if step.line is not None:
+                _say(f"{step.line} [{time.perf_counter() - started:.0f}s]")
+
+
+class _Step:
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress = progress
+        self._task = task
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.line: str | None = None
+
+    def advance(self, completed: int) -> None:
+        self._progress.update(self._task, completed=completed)
+
+    def poll(self, count: Callable[[], int], every_s: float = 1.0) -> None:
+        """Follow a run that executes in this thread: ``count`` is read in a background thread."""
+
+        def loop() -> None:
+            while not self._stop.wait(every_s):
+                try:
+                    self.advance(count())
+                except Exception:  # a progress read must never fail the job
+                    continue
+
+        self._poller = threading.Thread(target=loop, name="main-job-progress", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+
+    def done(self, line: str) -> None:
+        self.line = line
+
+
+def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
+    quiet_console()
     started = time.perf_counter()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    days = _days(n_days)
+    sandbox_url: str | None = None
+    problems: list[str] = []
 
-    if settings.uses_sandbox:
-        from daily_profit.sandbox.launcher import ensure_sandbox
+    log_path = settings.data_dir / "logs" / "main_job.log"
+    with third_party_output_to(log_path), MainJobProgress() as progress:
+        if settings.uses_sandbox:
+            with progress.step("starting the sandbox Risk API") as step:
+                from daily_profit.sandbox.launcher import ensure_sandbox
 
-        _say(
-            f"sandbox: {settings.sandbox_accounts} accounts x {settings.sandbox_days} days "
-            f"from {settings.start_date} (seed {settings.sandbox_seed})"
-        )
-        _say(f"  serving the Risk API at {ensure_sandbox(settings)}")
+                sandbox_url = ensure_sandbox(settings)
+                step.done(
+                    f"sandbox: {settings.sandbox_accounts} accounts x {settings.sandbox_days} "
+                    f"days from {settings.start_date} (seed {settings.sandbox_seed}), serving "
+                    f"the Risk API at {sandbox_url}"
+                )
 
-    from daily_profit.warehouse.migrate import upgrade
+        with progress.step("warehouse migrations") as step:
+            from daily_profit.warehouse.migrate import upgrade
 
-    upgrade(settings.resolved_warehouse_url)
-    _say(f"warehouse: migrations applied to {_safe_url(settings.resolved_warehouse_url)}")
-
-    from daily_profit.definitions import defs
-
-    days = _days(settings, n_days)
-    with local_instance() as instance:
-        reference = defs.get_job_def("raw_reference").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
-        )
-        _say(f"raw reference (plans, account master): {_status(reference)}")
-        daily_job = defs.get_job_def("raw_daily")
-        failed: list[str] = []
-        for i, day in enumerate(days, 1):
-            result = daily_job.execute_in_process(
-                instance=instance,
-                partition_key=day.isoformat(),
-                raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG,
+            upgrade(settings.resolved_warehouse_url)
+            step.done(
+                f"warehouse: migrations applied to {_safe_url(settings.resolved_warehouse_url)}"
             )
-            if not result.success:
-                failed.append(day.isoformat())
-            if i % 10 == 0 or i == len(days):
-                _say(f"raw layer: {i}/{len(days)} days ({len(failed)} with failures)")
-        features = _range_run(defs, "features", instance, days)
-        _say(f"staging, features, labels ({len(days)} days in one run): {_status(features)}")
-        if not features.success:
-            failed.append("features")
-        desk = defs.get_job_def("desk_summary").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
-        )
-        _say(f"desk account performance summary: {_status(desk)}")
-        model = defs.get_job_def("train_profit_model").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
-        )
-        _say(f"profit model (train, log to MLflow, promote): {_status(model)}")
-        predictions = _range_run(defs, "predictions", instance, days)
-        _say(f"daily predictions ({len(days)} days in one run): {_status(predictions)}")
-        if not predictions.success:
-            failed.append("predictions")
-        outcomes = _range_run(defs, "score_outcomes", instance, days)
-        _say(f"prediction outcomes: {_status(outcomes)}")
-        performance_job = defs.get_job_def("daily_model_performance")
-        # The last days' performance, one partition each (the UI plots them over time).
-        for day in days[-PERFORMANCE_DAYS - 1 : -1]:
-            performance_job.execute_in_process(
-                instance=instance,
-                partition_key=day.isoformat(),
-                raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG,
-            )
-        _say(f"model performance: the last {PERFORMANCE_DAYS} days with outcomes")
-        model_summary = _model_summary(instance, model)
-    from daily_profit.warehouse.io import Warehouse
 
-    store = Warehouse(settings.resolved_warehouse_url)
+        with progress.step("loading the asset graph"):
+            from daily_profit.definitions import defs
+        from daily_profit.warehouse.io import Warehouse
+
+        store = Warehouse(settings.resolved_warehouse_url)
+        with local_instance() as instance:
+            with progress.step("raw reference (plans, account master)") as step:
+                reference = _run(defs, "raw_reference", instance)
+                step.done(f"raw reference (plans, account master): {_status(reference)}")
+            _note_failure(reference, "raw reference", problems)
+
+            raw = _land_raw_days(defs, instance, store, days, progress, raw_runs)
+            if raw is not None:
+                _note_failure(raw, "raw layer", problems)
+
+            with progress.step(f"staging, features, labels ({len(days)} days)") as step:
+                features = _range_run(defs, "features", instance, days)
+                step.done(
+                    f"staging, features, labels ({len(days)} days, one run): {_status(features)}"
+                )
+            _note_failure(features, "features", problems)
+
+            with progress.step("desk account performance summary") as step:
+                desk = _run(defs, "desk_summary", instance)
+                step.done(f"desk account performance summary: {_status(desk)}")
+
+            with progress.step("profit model (train, log to MLflow, promote)") as step:
+                model = _run(defs, "train_profit_model", instance)
+                step.done(f"profit model (train, log to MLflow, promote): {_model_status(model)}")
+
+            with progress.step(f"daily predictions ({len(days)} days)") as step:
+                predictions = _range_run(defs, "predictions", instance, days)
+                step.done(f"daily predictions ({len(days)} days, one run): {_status(predictions)}")
+            _note_failure(predictions, "predictions", problems)
+
+            with progress.step("prediction outcomes") as step:
+                outcomes = _range_run(defs, "score_outcomes", instance, days)
+                step.done(f"prediction outcomes: {_status(outcomes)}")
+
+            performance_days = days[-PERFORMANCE_DAYS - 1 : -1]
+            with progress.step("model performance", total=len(performance_days)) as step:
+                performance_job = defs.get_job_def("daily_model_performance")
+                # The last days' performance, one partition each (the UI plots them over time).
+                for i, day in enumerate(performance_days, 1):
+                    performance_job.execute_in_process(
+                        instance=instance,
+                        partition_key=day.isoformat(),
+                        raise_on_error=False,
+                        run_config=QUIET_RUN_CONFIG,
+                    )
+                    step.advance(i)
+                step.done(f"model performance: the last {len(performance_days)} days with outcomes")
+            model_summary = _model_summary(model)
+
+    failed_days = failed_raw_days(store, days)
     _print_raw_summary(store, days)
     _print_feature_summary(store, days)
     _say(model_summary)
     _print_most_at_risk(store, days)
     store.dispose()
-    if failed:
-        _say(f"days with a failed step or blocking check: {', '.join(failed)}")
-    _say(f"done in {time.perf_counter() - started:.0f}s. Open the UI on what landed: ./dp ui")
-    return 0 if not failed else 1
+    if failed_days:
+        _say(
+            f"\n{len(failed_days)} raw day(s) failed and were not published; every later layer "
+            "skipped the days that need them (nothing was trained or predicted on them):"
+        )
+        for failed in failed_days:
+            _say(f"  {failed.describe()}")
+    if problems:
+        _say("\nfailed steps: " + "; ".join(problems))
+    _say(
+        f"\ndone in {time.perf_counter() - started:.0f}s. Open the UI on what landed: ./dp ui "
+        f"(libraries' own output: {log_path})"
+    )
+    if sandbox_url is not None:
+        _say(
+            f"The sandbox Risk API keeps running at {sandbox_url} for the UI's runs; "
+            "stop it with: ./dp sandbox --stop"
+        )
+    return 1 if failed_days or problems else 0
+
+
+def _land_raw_days(defs, instance, store: Warehouse, days: list[dt.date], progress, raw_runs):
+    """The raw daily layer of ``days``: one range run (the default) or one run per day (the
+    former way, kept for the benchmark that compares them). Returns the range run's result."""
+    from daily_profit.ingestion.sources import DAILY_API_SOURCES
+
+    if raw_runs == "per-day":
+        job = defs.get_job_def("raw_daily")
+        failed_runs = 0
+        with progress.step("raw layer, one run per day", total=len(days)) as step:
+            for i, day in enumerate(days, 1):
+                result = job.execute_in_process(
+                    instance=instance,
+                    partition_key=day.isoformat(),
+                    raise_on_error=False,
+                    run_config=QUIET_RUN_CONFIG,
+                )
+                failed_runs += not result.success
+                step.advance(i)
+            step.done(f"raw layer: {len(days)} runs of one day ({failed_runs} failed)")
+        return None
+
+    tables = [s.table for s in DAILY_API_SOURCES]
+    audit = store.read_publication_audit(start=days[0], end=days[-1])
+    seen = int(audit["id"].max() or 0) if audit.height else 0
+
+    def attempts() -> int:
+        # Each (table, day) attempt is recorded as it is audited: count this run's.
+        frame = store.read_publication_audit(start=days[0], end=days[-1])
+        frame = frame.filter(frame["id"] > seen)
+        return frame.filter(frame["table_name"].is_in(tables)).height
+
+    total = len(days) * len(tables)
+    with progress.step(f"raw layer: {len(tables)} sources x {len(days)} days", total=total) as step:
+        step.poll(attempts)
+        result = _range_run(defs, "raw_daily", instance, days)
+        step.done(
+            f"raw layer ({len(tables)} sources x {len(days)} days, one run): {_status(result)}"
+        )
+    return result
+
+
+def _run(defs, job: str, instance):
+    return defs.get_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+    )
 
 
 def _range_run(defs, job: str, instance, days: list[dt.date]):
@@ -146,15 +402,36 @@ def _range_run(defs, job: str, instance, days: list[dt.date]):
         instance=instance,
         raise_on_error=False,
         run_config=QUIET_RUN_CONFIG,
-        tags={
-            "dagster/asset_partition_range_start": days[0].isoformat(),
-            "dagster/asset_partition_range_end": days[-1].isoformat(),
-        },
+        tags={RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[-1].isoformat()},
     )
 
 
 def _status(result) -> str:
-    return "ok" if result.success else "FAILED (see ./dp ui, run " + result.run_id + ")"
+    if result.success:
+        return "ok"
+    return f"FAILED: {_failure_message(result)} (see ./dp ui, run {result.run_id})"
+
+
+def _model_status(result) -> str:
+    # A model that no rule promotes fails its blocking promotion check: the step is marked
+    # failed in the UI, yet the version is registered and predictions use the challenger.
+    if result.success or _model_materialised(result):
+        return "ok"
+    return _status(result)
+
+
+def _failure_message(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            message = error.message.strip() if error is not None else ""
+            return message.splitlines()[0][:300] if message else event.step_key or "a step"
+    return "the run failed"
+
+
+def _note_failure(result, what: str, problems: list[str]) -> None:
+    if not result.success:
+        problems.append(f"{what} (run {result.run_id})")
 
 
 def _safe_url(url: str) -> str:
@@ -206,15 +483,19 @@ def _print_feature_summary(store: Warehouse, days: list[dt.date]) -> None:
         )
 
 
-def _model_summary(instance, result) -> str:
-    """Test metrics against the baselines, and the promotion decision with its reasons."""
+def _model_materialised(result) -> list:
     import dagster as dg
 
-    materialised = [
+    return [
         e
         for e in result.get_asset_materialization_events()
         if e.asset_key == dg.AssetKey("profit_model")
     ]
+
+
+def _model_summary(result) -> str:
+    """Test metrics against the baselines, and the promotion decision with its reasons."""
+    materialised = _model_materialised(result)
     if not materialised:
         return "\nmodel: training failed, see ./dp ui"
     meta = materialised[0].materialization.metadata
@@ -292,11 +573,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     main_cmd = sub.add_parser("main", help="run the platform end to end on the configuration")
     main_cmd.add_argument("--days", type=int, default=None, help="only the first N trading days")
+    main_cmd.add_argument(
+        "--raw-runs",
+        choices=["range", "per-day"],
+        default="range",
+        help="the raw layer as one range run (default) or one run per day (the former way, "
+        "for benchmarks/main_job.py)",
+    )
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the local tracking store")
     ui.add_argument("--port", type=int, default=5000)
     args = parser.parse_args(argv)
     if args.command == "main":
-        return run_main(args.days)
+        return run_main(args.days, raw_runs=args.raw_runs)
     if args.command == "mlflow-ui":
         return run_mlflow_ui(args.port)
     return 2

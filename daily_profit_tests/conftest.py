@@ -8,6 +8,7 @@ a missing server is a failure, never a silent skip.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,26 @@ def _isolated_data_dir(tmp_path_factory) -> Iterator[None]:
     else:
         os.environ["DAILY_PROFIT_DATA_DIR"] = previous
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_process_left_behind(tmp_path_factory) -> Iterator[None]:
+    """The suite leaves nothing running: a sandbox a test started (detached, so that Dagster
+    runs share it) or a child process still alive at the end is stopped, and the session fails
+    naming it, so that the test that leaked it gets fixed."""
+    yield
+    from daily_profit_tests import processes
+
+    base = tmp_path_factory.getbasetemp()
+    leaked = processes.sandboxes_writing_under(base)
+    deadline = time.monotonic() + 10
+    while (children := processes.live_children(os.getpid())) and time.monotonic() < deadline:
+        time.sleep(0.2)  # a child that was just told to stop gets a moment
+    left = sorted(set(leaked) | set(children))
+    if left:
+        described = [processes.describe(pid) for pid in left]
+        processes.terminate(left)
+        pytest.fail("the tests left processes running (now stopped): " + "; ".join(described))
 
 
 @pytest.fixture

@@ -117,8 +117,8 @@ class MlflowResource(dg.ConfigurableResource):
                 experiment_name=self.experiment_name,
                 registered_model_name=self.registered_model_name,
             )
-        return TrackingTarget(
-            tracking_uri=self.tracking_uri,
+        return TrackingTarget.for_uri(
+            self.tracking_uri,
             experiment_name=self.experiment_name,
             registered_model_name=self.registered_model_name,
         )

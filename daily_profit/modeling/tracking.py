@@ -109,9 +109,28 @@ class TrackingTarget:
         if settings.mlflow_tracking_uri is None:
             target = cls.embedded(settings.data_dir, experiment_name, registered_model_name)
             return cls(**{**target.__dict__, "ui_url": ui_url})
-        return cls(
-            tracking_uri=settings.resolved_mlflow_tracking_uri,
+        return cls.for_uri(
+            settings.resolved_mlflow_tracking_uri,
             experiment_name=experiment_name,
+            registered_model_name=registered_model_name,
+            ui_url=ui_url,
+        )
+
+    @classmethod
+    def for_uri(
+        cls,
+        tracking_uri: str,
+        experiment_name: str = DEFAULT_EXPERIMENT,
+        registered_model_name: str = DEFAULT_REGISTERED_MODEL,
+        ui_url: str | None = None,
+    ) -> TrackingTarget:
+        """A given store. A local SQLite store keeps its artifacts beside its file: left to
+        MLflow, a new experiment's artifacts would go to ``./mlruns`` under whatever folder the
+        process runs in (the project root, for tests)."""
+        return cls(
+            tracking_uri=tracking_uri,
+            experiment_name=experiment_name,
+            artifact_location=_artifacts_beside(tracking_uri),
             registered_model_name=registered_model_name,
             ui_url=ui_url,
         )
@@ -140,6 +159,16 @@ class TrackingTarget:
             scheme = urlparse(self.tracking_uri).scheme
             base = self.tracking_uri if scheme in ("http", "https") else DEFAULT_UI_URL
         return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _artifacts_beside(tracking_uri: str) -> str | None:
+    """``<folder of the SQLite file>/mlflow-artifacts`` for a local SQLite store, else None
+    (a tracking server decides where its artifacts go)."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or ":memory:" in tracking_uri:
+        return None
+    folder = Path(tracking_uri[len(prefix) :]).resolve().parent / "mlflow-artifacts"
+    return folder.as_uri()
 
 
 # -- the MLflow model ---------------------------------------------------------------------------

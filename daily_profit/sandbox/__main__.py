@@ -6,7 +6,8 @@ only the public sandbox key is ever printed. ``--write-dir DIR`` (alias ``--out`
 the plans CSV export (``plans.csv``) and the ground truth (``ground_truth.parquet``) there.
 ``--faults`` takes the ``X-Sandbox-Faults`` header syntax (server-wide faults), for example
 ``--faults "429=0.05, 5xx=0.05, shift=0.05"``. ``--no-rate-limit`` lifts the 15 requests/s
-allowance.
+allowance. ``--stop`` stops the detached sandbox that the main job or a Dagster run started on
+the configured port (``DAILY_PROFIT_SANDBOX_PORT``, default 8765, or ``--port``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--faults", default="", help="server-wide faults, header syntax")
     parser.add_argument("--no-rate-limit", action="store_true", help="lift the 15 req/s limit")
     parser.add_argument(
+        "--stop",
+        action="store_true",
+        help="stop the detached sandbox on --port (default: the configured sandbox port)",
+    )
+    parser.add_argument(
         "--write-dir",
         "--out",
         dest="write_dir",
@@ -58,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.stop:
+        from daily_profit.sandbox.launcher import stop_sandbox
+
+        port = args.port or get_settings().sandbox_port
+        pid = stop_sandbox(port)
+        print(
+            f"stopped the sandbox on port {port} (pid {pid})"
+            if pid is not None
+            else f"no sandbox started by daily-profit answers on port {port}"
+        )
+        return 0
     try:
         faults = FaultConfig(seed=args.seed).with_header(args.faults)
     except FaultSpecError as exc:

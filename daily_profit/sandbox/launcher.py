@@ -9,6 +9,7 @@ same data, so whichever process started it, every run sees one simulated firm.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -128,3 +129,48 @@ def _spawn(settings: Settings) -> None:
         start_new_session=True,
         env={**os.environ},
     )
+
+
+def _is_detached_sandbox(pid: int) -> bool:
+    """Whether ``pid`` is a sandbox process (``python -m daily_profit.sandbox``), not, say, a
+    test that serves the sandbox in one of its threads on that port."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"-m" in argv and b"daily_profit.sandbox" in argv
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stop_sandbox(port: int, *, timeout_s: float = 10.0) -> int | None:
+    """Stop the detached sandbox serving on ``port`` (SIGTERM, then SIGKILL after
+    ``timeout_s``). Returns its pid, or None when no detached sandbox answers there."""
+    try:
+        response = httpx.get(f"http://{SANDBOX_HOST}:{port}/_sandbox/info", timeout=2.0)
+    except httpx.TransportError:
+        return None
+    pid = response.json().get("pid") if response.status_code == 200 else None
+    if not isinstance(pid, int) or not _is_detached_sandbox(pid):
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    return pid

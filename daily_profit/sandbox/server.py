@@ -46,6 +46,7 @@ import asyncio
 import datetime as dt
 import hmac
 import math
+import os
 import random
 import re
 import socket
@@ -701,6 +702,8 @@ class SandboxApp:
         cfg = self.data.config
         body = {
             "Status": "ok",
+            # The serving process, so that a launcher can stop the detached sandbox it started.
+            "pid": os.getpid(),
             "config": {
                 "seed": cfg.seed,
                 "n_accounts": cfg.n_accounts,

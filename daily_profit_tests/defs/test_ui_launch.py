@@ -15,6 +15,7 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 
 from daily_profit.config import PROJECT_ROOT
+from daily_profit.sandbox.launcher import stop_sandbox
 from daily_profit.warehouse.io import Warehouse
 
 DAY = "2025-01-03"
@@ -67,7 +68,7 @@ def dagster_dev(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         # The sandbox the run started lives on detached: stop it too.
-        subprocess.run(["pkill", "-f", f"--port {env['DAILY_PROFIT_SANDBOX_PORT']}"], check=False)
+        stop_sandbox(int(env["DAILY_PROFIT_SANDBOX_PORT"]))
 
 
 def _failure_messages(home: str, run_id: str) -> list[str]:

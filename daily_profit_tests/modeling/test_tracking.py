@@ -150,3 +150,16 @@ def test_promotion_through_mlflow(
     tags = client.get_run(new.run_id).data.tags
     assert tags["promotion.decision"] == ("promoted" if decision.promote else "kept")
     assert "champion_rmse" in "".join(tags)
+
+
+def test_a_given_sqlite_store_keeps_its_artifacts_beside_it_not_in_the_working_folder(
+    tmp_path: Path,
+) -> None:
+    # Left to MLflow, a new experiment on a SQLite store puts its artifacts in ./mlruns of
+    # whatever folder the process runs in (the project root, for the test suite).
+    target = TrackingTarget.for_uri(f"sqlite:///{tmp_path / 'store' / 'mlflow.sqlite'}")
+    (tmp_path / "store").mkdir()
+    experiment = target.client().get_experiment(target.experiment_id())
+    assert experiment.artifact_location == (tmp_path / "store" / "mlflow-artifacts").as_uri()
+    # A tracking server decides where its artifacts go.
+    assert TrackingTarget.for_uri("http://mlflow.internal:5000").artifact_location is None
