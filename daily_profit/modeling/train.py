@@ -701,7 +701,7 @@ def train_profit_model(
     bundle.set_threads(threads)
     # The train days only: what the boosters learned from (calibration days tune, not teach).
     bundle.drift_reference = build_reference(
-        split.train, features, bundle.feature_importance(), seed=seed
+        split.train, features, bundle.feature_importance(), seed=seed, day_column=DATE
     )
 
     description = describe_split(split)

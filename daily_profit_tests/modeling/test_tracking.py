@@ -69,7 +69,13 @@ def test_every_version_carries_its_drift_reference(
     """The train days' feature distributions travel with the version and come back intact."""
     reference = trained_synthetic.bundle.drift_reference
     assert reference is not None
-    assert [f.name for f in reference.features] == trained_synthetic.bundle.feature_columns
+    # Every feature is compared day by day, but those with one value per day (calendar,
+    # market regime), which are listed apart.
+    compared = [f.name for f in reference.features]
+    assert sorted([*compared, *reference.day_level]) == sorted(
+        trained_synthetic.bundle.feature_columns
+    )
+    assert not set(compared) & set(reference.day_level)
     assert reference.rows == trained_synthetic.split.train.height
     # Importance shares: they sum to one and the features the model splits on carry weight.
     assert sum(f.importance for f in reference.features) == pytest.approx(1.0)
