@@ -13,6 +13,7 @@ from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
 from daily_profit.defs.model.assets import model_assets, prediction_checks  # noqa: E402
 from daily_profit.defs.monitoring.assets import monitoring_assets  # noqa: E402
+from daily_profit.defs.monitoring.retrain import retrain_schedules, retrain_sensors  # noqa: E402
 from daily_profit.defs.raw.assets import raw_assets  # noqa: E402
 from daily_profit.defs.raw.checks import raw_checks  # noqa: E402
 from daily_profit.defs.resources import build_resources  # noqa: E402
@@ -21,5 +22,7 @@ defs = dg.Definitions(
     assets=[*raw_assets, *feature_assets, *model_assets, *monitoring_assets],
     asset_checks=[*raw_checks, *feature_checks, *guard_checks, *prediction_checks],
     jobs=jobs,
+    schedules=[*retrain_schedules],
+    sensors=[*retrain_sensors],
     resources=build_resources(),
 )
