@@ -177,13 +177,16 @@ def _feature_reference(
 
 
 def day_level_features(frame: pl.DataFrame, features: Sequence[str], day_column: str) -> list[str]:
-    """The features with at most one distinct value (nulls aside) on every day of ``frame``,
-    when it spans more than one day (on a single day every feature would qualify)."""
+    """The features with at most one distinct value (nulls aside) on every day of ``frame``
+    but several across days, when it spans more than one day (on a single day every feature
+    would qualify). A feature constant throughout stays compared: if it starts to vary, that
+    is drift."""
     if frame.height == 0 or frame[day_column].n_unique() < 2:
         return []
     per_day = frame.group_by(day_column).agg(pl.col(f).drop_nulls().n_unique() for f in features)
     most = per_day.select(pl.col(f).max() for f in features).row(0, named=True)
-    return [f for f in features if most[f] <= 1]
+    overall = frame.select(pl.col(f).drop_nulls().n_unique() for f in features).row(0, named=True)
+    return [f for f in features if most[f] <= 1 and overall[f] > 1]
 
 
 def build_reference(
@@ -224,7 +227,9 @@ def with_day_baseline(
     per_day = [
         {
             f.name: f.psi
-            for f in compare(reference, frame.filter(pl.col(day_column) == day)).features
+            for f in compare(
+                reference, frame.filter(pl.col(day_column) == day), with_ks=False
+            ).features
         }
         for day in dict.fromkeys(picked)
     ]
@@ -341,9 +346,10 @@ def _day_shares(ref: FeatureReference, series: pl.Series) -> np.ndarray:
     return np.asarray(_shares(counts))
 
 
-def compare(reference: DriftReference, frame: pl.DataFrame) -> DriftReport:
-    """Every reference feature of ``frame`` (one day's rows) against its training reference.
-    A feature missing from the frame is a schema change, not drift: it raises."""
+def compare(reference: DriftReference, frame: pl.DataFrame, *, with_ks: bool = True) -> DriftReport:
+    """Every reference feature of ``frame`` (one day's rows) against its training reference
+    (``with_ks=False`` skips the KS statistics). A feature missing from the frame is a schema
+    change, not drift: it raises."""
     missing = [f.name for f in reference.features if f.name not in frame.columns]
     if missing:
         raise ValueError(f"features missing from the day's rows: {missing[:10]}")
@@ -355,7 +361,7 @@ def compare(reference: DriftReference, frame: pl.DataFrame) -> DriftReport:
         if ref.kind != "continuous":
             expected = np.append(expected, 0.0)  # the unseen-values bin
         ks = None
-        if ref.kind == "continuous" and ref.sample:
+        if with_ks and ref.kind == "continuous" and ref.sample:
             values = _as_float(series)
             values = values[np.isfinite(values)]
             if len(values):

@@ -80,14 +80,17 @@ def test_features_with_one_value_per_day_are_listed_apart_not_compared() -> None
     days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(10)]
     frame = pl.concat(
         _frame(rng, 200).with_columns(
-            pl.lit(day).alias("date"), pl.lit(float(day.weekday())).alias("weekday")
+            pl.lit(day).alias("date"),
+            pl.lit(float(day.weekday())).alias("weekday"),
+            pl.lit(0.0).alias("energy_share"),
         )
         for day in days
     )
-    features = [*FEATURES, "weekday"]
+    features = [*FEATURES, "weekday", "energy_share"]
     ref = build_reference(frame, features, {"pnl_mean_5d": 1.0, "weekday": 3.0}, day_column="date")
     assert ref.day_level == ("weekday",)
-    assert [f.name for f in ref.features] == FEATURES
+    # Constant throughout training is not day-level: if it starts to vary, that is drift.
+    assert [f.name for f in ref.features] == [*FEATURES, "energy_share"]
     # Importance shares are over the compared features.
     assert next(f for f in ref.features if f.name == "pnl_mean_5d").importance == 1.0
     assert DriftReference.from_json(ref.to_json()) == ref
