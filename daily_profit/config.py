@@ -163,6 +163,63 @@ class Settings(BaseSettings):
     risk_api_reread_max_s: float = Field(
         default=300.0, description="Most time (seconds) the re-reads of one query may take."
     )
+    drift_feature_psi_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        description="A feature whose day's population stability index against the champion's "
+        "training reference, in excess of a training day's own, reaches this counts as "
+        "drifted (0.1-0.25 moderate, >0.25 large).",
+    )
+    drift_weighted_psi_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        description="A day drifts when its PSI in excess of a training day's own, weighted by "
+        "the champion's feature importance, exceeds this: the features_not_drifted check "
+        "warns, and the retrain sensor counts it.",
+    )
+    retrain_drift_days: int = Field(
+        default=3,
+        ge=1,
+        description="The retrain sensor acts on drift only when the mean weighted PSI of the "
+        "latest this many measured days (against the same champion) exceeds the threshold: "
+        "not on one day's noise.",
+    )
+    retrain_cooldown_days: float = Field(
+        default=3.0,
+        ge=0,
+        description="After requesting a retrain, the sensor asks again no sooner than this.",
+    )
+    retrain_cron: str = Field(
+        default="0 4 * * 6",
+        description="Cron of the weekly retraining schedule (train_profit_model).",
+    )
+    retrain_timezone: str = Field(
+        default="Etc/GMT-2",
+        description="IANA time zone of retrain_cron (default the broker's: MetaTrader GMT+2).",
+    )
+    model_decay_rmse_margin: float = Field(
+        default=0.05,
+        ge=0,
+        description="The champion has decayed when its RMSE over the 28-session window is "
+        "worse than the best baseline's by more than this share (0.05: 5% worse).",
+    )
+    model_coverage_min: float = Field(
+        default=0.85,
+        ge=0,
+        le=1,
+        description="Lowest acceptable coverage of the 90% interval over the 28-session window.",
+    )
+    model_coverage_max: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="Highest acceptable coverage of the 90% interval over the 28-session window.",
+    )
+    model_decay_min_days: int = Field(
+        default=10,
+        ge=1,
+        description="Days with outcomes the 28-session window needs before decay is judged.",
+    )
     sandbox_seed: int = 7
     sandbox_port: int = 8765
     sandbox_accounts: int = 300

@@ -12,6 +12,8 @@ from daily_profit.defs.features.assets import feature_assets, guard_checks  # no
 from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
 from daily_profit.defs.model.assets import model_assets, prediction_checks  # noqa: E402
+from daily_profit.defs.monitoring.assets import monitoring_assets  # noqa: E402
+from daily_profit.defs.monitoring.retrain import retrain_schedules, retrain_sensors  # noqa: E402
 from daily_profit.defs.operations.alerts import (  # noqa: E402
     alert_sensor,
     deadline_sensor,
@@ -26,7 +28,7 @@ from daily_profit.defs.raw.checks import raw_checks  # noqa: E402
 from daily_profit.defs.resources import build_resources  # noqa: E402
 
 defs = dg.Definitions(
-    assets=with_automation([*raw_assets, *feature_assets, *model_assets]),
+    assets=with_automation([*raw_assets, *feature_assets, *model_assets, *monitoring_assets]),
     asset_checks=[
         *raw_checks,
         *feature_checks,
@@ -35,6 +37,7 @@ defs = dg.Definitions(
         predictions_by_deadline,
     ],
     jobs=jobs,
-    sensors=[automation_sensor(), alert_sensor(), deadline_sensor()],
+    schedules=[*retrain_schedules],
+    sensors=[automation_sensor(), alert_sensor(), deadline_sensor(), *retrain_sensors],
     resources=build_resources(),
 )

@@ -67,7 +67,15 @@ performance_job = dg.define_asset_job(
     description="One day's metrics per model (launch a backfill for a plot over time).",
 )
 
+drift_job = dg.define_asset_job(
+    "daily_feature_drift",
+    selection=dg.AssetSelection.assets("feature_drift"),
+    description="One day's features against the champion's training reference (launch a "
+    "backfill for a plot over time).",
+)
+
 jobs = [
+    drift_job,
     outcomes_job,
     performance_job,
     raw_daily_job,

@@ -20,7 +20,10 @@ Four XGBoost boosters share one feature list:
   of s(x), mapped to calibrated probabilities by ``BreachCalibrator``.
 
 The bundle saves to and loads from a folder (UBJSON boosters + one JSON file) bit for bit, so
-the MLflow model reproduces these predictions exactly.
+the MLflow model reproduces these predictions exactly. The folder also holds the training
+features' drift reference (``drift_reference.json``, see ``daily_profit.monitoring.drift``): every
+registered version carries what its own training data looked like, so the day's features are
+always compared with the champion's, not with whatever trained last.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import xgboost as xgb
 
 from daily_profit.modeling.breach import BreachCalibrator
 from daily_profit.modeling.conformal import ConformalOffsets, apply_offsets
+from daily_profit.monitoring.drift import DriftReference
 
 BOOSTERS = ("scale", "mean", "quantile", "breach")
 PREDICTION_COLUMNS = (
@@ -48,6 +52,7 @@ PREDICTION_COLUMNS = (
     "breach_probability",
 )
 BUNDLE_FORMAT = 1
+DRIFT_REFERENCE_FILE = "drift_reference.json"
 
 # A day's typical move is never taken as below one dollar: residuals are divided by it.
 DEFAULT_SCALE_FLOOR = 1.0
@@ -128,6 +133,8 @@ class ModelBundle:
     categories: dict[str, list[str]] = field(default_factory=dict)
     scale_floor: float = DEFAULT_SCALE_FLOOR
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The training features' distributions; None only for a bundle saved before it existed.
+    drift_reference: DriftReference | None = None
 
     # -- prediction -------------------------------------------------------------------------
 
@@ -203,6 +210,11 @@ class ModelBundle:
         }
         # json writes floats with repr(), which round-trips every float64 exactly.
         (folder / "bundle.json").write_text(json.dumps(spec, indent=2, default=str))
+        if self.drift_reference is not None:
+            # Compact: a few thousand sample values per continuous feature.
+            (folder / DRIFT_REFERENCE_FILE).write_text(
+                json.dumps(self.drift_reference.to_json(), separators=(",", ":"))
+            )
         return folder
 
     @classmethod
@@ -215,6 +227,12 @@ class ModelBundle:
             booster = xgb.Booster()
             booster.load_model(folder / f"{name}.ubj")
             boosters[name] = booster
+        reference_path = folder / DRIFT_REFERENCE_FILE
+        reference = (
+            DriftReference.from_json(json.loads(reference_path.read_text()))
+            if reference_path.exists()
+            else None
+        )
         return cls(
             feature_columns=list(spec["feature_columns"]),
             boosters=boosters,
@@ -226,7 +244,53 @@ class ModelBundle:
             categories={k: list(v) for k, v in spec["categories"].items()},
             scale_floor=float(spec["scale_floor"]),
             metadata=dict(spec["metadata"]),
+            drift_reference=reference,
         )
+
+    def feature_importance(self) -> dict[str, float]:
+        """Each feature's share of the model's importance: the total gain it brings to each of
+        the four boosters, as a share of that booster's total over the features, averaged.
+
+        Averaged over boosters so that a feature the breach or interval models lean on counts
+        even when the mean model ignores it; columns derived for a booster (ratios to the
+        scale, headroom in units of it) are credited to the features they are built from.
+        """
+        p = len(self.feature_columns)
+        derived = {
+            "mean": self._mean_derived_sources(),
+            "quantile": self._mean_derived_sources(),
+            "breach": [[]] + [[i] for i in self._headroom_idx()],
+        }
+        shares = np.zeros(p)
+        for name, booster in self.boosters.items():
+            gain = np.zeros(p)
+            for key, value in booster.get_score(importance_type="total_gain").items():
+                # Boosters built from numpy name their columns f0, f1, ...
+                index = int(key[1:]) if key.startswith("f") and key[1:].isdigit() else None
+                if index is None:
+                    continue
+                if index < p:
+                    gain[index] += value
+                else:
+                    sources = derived.get(name, [])
+                    extra = sources[index - p] if index - p < len(sources) else []
+                    for source in extra:
+                        gain[source] += value / len(extra)
+            if gain.sum() > 0:
+                shares += gain / gain.sum()
+        total = shares.sum()
+        return {
+            c: float(s / total) if total > 0 else 1.0 / p
+            for c, s in zip(self.feature_columns, shares, strict=True)
+        }
+
+    def _mean_derived_sources(self) -> list[list[int]]:
+        """For each extra column of the mean model's matrix, the features it is built from."""
+        spec = self.mean_inputs
+        sources = [[i] for i in spec.ratio_idx]
+        if spec.to_date_idx:
+            sources.append(list(spec.to_date_idx))
+        return sources
 
 
 # P&L levels (USD) the mean and quantile models also see divided by s(x), when the frame has them.

@@ -15,8 +15,9 @@ What a training run records:
 - artifacts: ``data/description.json`` (rows, accounts, date ranges of each split, label
   statistics), ``search/trials.json``, ``evaluation/metrics.json``, ``plots/*.png``;
 - the model: an MLflow pyfunc ``PythonModel`` wrapping the bundle folder (four boosters,
-  conformal offsets, breach calibrator, feature list), with a signature and an input example
-  whose identities are masked; registered as a new version of ``registered_model_name`` with
+  conformal offsets, breach calibrator, feature list, the training features' drift reference
+  ``drift_reference.json``), with a signature and an input example whose identities are
+  masked; registered as a new version of ``registered_model_name`` with
   the alias ``challenger``.
 
 Loading needs the ``daily_profit`` package importable (the pyfunc class lives here); loading by
@@ -45,10 +46,11 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from daily_profit.config import Settings
-from daily_profit.modeling.bundle import PREDICTION_COLUMNS, ModelBundle
+from daily_profit.modeling.bundle import DRIFT_REFERENCE_FILE, PREDICTION_COLUMNS, ModelBundle
 from daily_profit.modeling.dataset import ID
 from daily_profit.modeling.evaluate import EvaluationReport
 from daily_profit.modeling.plots import write_plots
+from daily_profit.monitoring.drift import DriftReference
 from daily_profit.privacy import mask_identities
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ BUNDLE_ARTIFACT = "bundle"
 TAG_DAGSTER_RUN = "dagster_run_id"
 TAG_FEATURE_SET = "feature_set_version"
 TAG_PREFIX_WINDOW = "window."
+TAG_DRIFT_REFERENCE = "drift_reference"
 
 
 @dataclass(frozen=True)
@@ -380,6 +383,15 @@ def log_bundle(
         client.set_registered_model_alias(target.registered_model_name, alias, version)
     for key, value in window_tags(bundle).items():
         client.set_model_version_tag(target.registered_model_name, version, key, value)
+    reference = bundle.drift_reference
+    client.set_model_version_tag(
+        target.registered_model_name,
+        version,
+        TAG_DRIFT_REFERENCE,
+        f"{len(reference.features)} features of {reference.rows} train rows"
+        if reference
+        else "none",
+    )
     return LoggedModel(
         run_id=run.info.run_id,
         run_url=target.run_url(run.info.experiment_id, run.info.run_id),
@@ -462,6 +474,43 @@ def load_version(
         bundle=wrapper.bundle,
         test_metrics={k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
         tags={**run.data.tags, **(mv.tags or {})},
+    )
+
+
+@dataclass(frozen=True)
+class VersionReference:
+    """A registered version's training-feature reference, for drift monitoring."""
+
+    version: str
+    run_id: str
+    reference: DriftReference
+
+
+def load_drift_reference(
+    target: TrackingTarget, *, alias: str = CHAMPION
+) -> VersionReference | None:
+    """The drift reference stored in the bundle of ``alias``'s version; None when the alias is
+    unset. Downloads that one file, not the boosters. Raises when the version has none (a bundle
+    older than drift monitoring): retrain, do not guess a reference."""
+    client = target.client()
+    name = target.registered_model_name
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+    target.activate()
+    uri = f"models:/{name}/{mv.version}/artifacts/{BUNDLE_ARTIFACT}/{DRIFT_REFERENCE_FILE}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            data = json.loads(Path(path).read_text())
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise LookupError(
+            f"model version {mv.version} ({alias}) has no {DRIFT_REFERENCE_FILE} in its bundle: "
+            "it predates drift monitoring; retrain to get one"
+        ) from exc
+    return VersionReference(
+        version=str(mv.version), run_id=mv.run_id, reference=DriftReference.from_json(data)
     )
 
 

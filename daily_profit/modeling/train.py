@@ -14,7 +14,10 @@
 4. refits the chosen models on all train days with the fold-averaged number of rounds;
 5. calibrates on the calibration days: a shrinkage factor for the mean, conformal offsets for
    the quantiles, a probability calibrator for breaches;
-6. predicts the test days, which only evaluation sees.
+6. predicts the test days, which only evaluation sees;
+7. stores the train days' feature distributions in the bundle (``bundle.drift_reference``),
+   weighted by the fitted model's feature importance: what ``feature_drift`` compares each
+   new day with once this version is champion.
 
 See ``bundle.py`` for what each booster models and why.
 """
@@ -61,6 +64,7 @@ from daily_profit.modeling.dataset import (
     usable_rows,
 )
 from daily_profit.modeling.evaluate import log_loss, pinball_loss
+from daily_profit.monitoring.drift import build_reference
 
 # Headroom columns the breach model turns into "moves of headroom left" when the frame has them
 # (feature catalog names, then the synthetic frame's).
@@ -695,6 +699,10 @@ def train_profit_model(
         },
     )
     bundle.set_threads(threads)
+    # The train days only: what the boosters learned from (calibration days tune, not teach).
+    bundle.drift_reference = build_reference(
+        split.train, features, bundle.feature_importance(), seed=seed, day_column=DATE
+    )
 
     description = describe_split(split)
     description["features"] = features

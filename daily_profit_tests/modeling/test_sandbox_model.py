@@ -82,6 +82,7 @@ def test_saved_bundle_and_pyfunc_reproduce_predictions(
     rows = trained.split.test
     loaded = ModelBundle.load(trained.bundle.save(tmp_path / "bundle"))
     assert loaded.categories == trained.bundle.categories
+    assert loaded.drift_reference == trained.bundle.drift_reference is not None
     expected = trained.bundle.predict(rows).as_frame()
     assert loaded.predict(rows).as_frame().equals(expected)
     wrapper = ProfitModelPyfunc()

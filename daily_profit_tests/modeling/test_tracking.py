@@ -18,6 +18,7 @@ from daily_profit.modeling.tracking import (
     CHAMPION,
     LoggedModel,
     TrackingTarget,
+    load_drift_reference,
     load_pyfunc,
     load_version,
     log_training_run,
@@ -60,6 +61,38 @@ def test_loading_by_alias_reproduces_predictions_exactly(
     )
     assert "test_model_rmse" in loaded.test_metrics
     assert load_version(mlflow_target, alias=CHAMPION) is None
+
+
+def test_every_version_carries_its_drift_reference(
+    mlflow_target: TrackingTarget, trained_synthetic: TrainResult, logged: LoggedModel
+) -> None:
+    """The train days' feature distributions travel with the version and come back intact."""
+    reference = trained_synthetic.bundle.drift_reference
+    assert reference is not None
+    # Every feature is compared day by day, but those with one value per day (calendar,
+    # market regime), which are listed apart.
+    compared = [f.name for f in reference.features]
+    assert sorted([*compared, *reference.day_level]) == sorted(
+        trained_synthetic.bundle.feature_columns
+    )
+    assert not set(compared) & set(reference.day_level)
+    assert reference.rows == trained_synthetic.split.train.height
+    # Importance shares: they sum to one and the features the model splits on carry weight.
+    assert sum(f.importance for f in reference.features) == pytest.approx(1.0)
+    assert max(f.importance for f in reference.features) > 1.0 / len(reference.features)
+
+    loaded = load_version(mlflow_target, alias=CHALLENGER)
+    assert loaded is not None and loaded.bundle.drift_reference == reference
+    stored = load_drift_reference(mlflow_target, alias=CHALLENGER)
+    assert stored is not None and stored.version == logged.version
+    assert stored.reference == reference
+    assert load_drift_reference(mlflow_target, alias="no_such_alias") is None
+    tag = (
+        mlflow_target.client()
+        .get_model_version(mlflow_target.registered_model_name, logged.version)
+        .tags["drift_reference"]
+    )
+    assert tag == f"{len(reference.features)} features of {reference.rows} train rows"
 
 
 def test_run_records_tags_metrics_data_and_plots(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import polars as pl
 import pytest
@@ -69,3 +71,48 @@ def test_reference_survives_json_and_a_missing_feature_is_an_error() -> None:
 
 def test_psi_of_identical_shares_is_zero() -> None:
     assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+
+
+def test_features_with_one_value_per_day_are_listed_apart_not_compared() -> None:
+    """A day's calendar or market regime is one value for every account: against the training
+    days' spread it would always read as drift, so the reference leaves it out."""
+    rng = np.random.default_rng(5)
+    days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(10)]
+    frame = pl.concat(
+        _frame(rng, 200).with_columns(
+            pl.lit(day).alias("date"),
+            pl.lit(float(day.weekday())).alias("weekday"),
+            pl.lit(0.0).alias("energy_share"),
+        )
+        for day in days
+    )
+    features = [*FEATURES, "weekday", "energy_share"]
+    ref = build_reference(frame, features, {"pnl_mean_5d": 1.0, "weekday": 3.0}, day_column="date")
+    assert ref.day_level == ("weekday",)
+    # Constant throughout training is not day-level: if it starts to vary, that is drift.
+    assert [f.name for f in ref.features] == [*FEATURES, "energy_share"]
+    # Importance shares are over the compared features.
+    assert next(f for f in ref.features if f.name == "pnl_mean_5d").importance == 1.0
+    assert DriftReference.from_json(ref.to_json()) == ref
+    one_day = frame.filter(pl.col("date") == days[-1])
+    assert compare(ref, one_day).max_psi < 0.1
+
+
+def test_drift_is_read_beyond_what_training_days_show_themselves() -> None:
+    """A feature the day's market moves for everyone (each day has its own offset) has a large
+    PSI on any single day, training days included: only a move beyond that spread is drift."""
+    rng = np.random.default_rng(6)
+    days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(20)]
+
+    def day_rows(day: dt.date, offset: float) -> pl.DataFrame:
+        return pl.DataFrame({"date": [day] * 300, "symbol_return_1d": rng.normal(offset, 0.3, 300)})
+
+    train = pl.concat(day_rows(d, rng.normal(0.0, 1.0)) for d in days)
+    ref = build_reference(train, ["symbol_return_1d"], day_column="date")
+    [feature] = ref.features
+    assert feature.day_psi > 0.5, "a training day alone already reads as a large PSI"
+    ordinary = compare(ref, day_rows(dt.date(2025, 2, 1), 0.5)).features[0]
+    assert ordinary.psi > 0.25 and ordinary.excess < ordinary.psi
+    assert ordinary.level != "large"
+    shocked = compare(ref, day_rows(dt.date(2025, 2, 2), 6.0)).features[0]
+    assert shocked.excess > 2.0 and shocked.level == "large"

@@ -7,6 +7,7 @@ the challenger, in shadow) and keeps every model version's rows side by side.
 """
 
 import datetime as dt
+import math
 import time
 from collections.abc import Iterator
 
@@ -19,11 +20,23 @@ from daily_profit.defs.partitions import daily_partitions, days_in_window, parti
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.features.labels import LABEL_SCHEMA
 from daily_profit.modeling import outcomes as outcomes_core
+from daily_profit.modeling.baselines import history_from_labels
 from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result
 from daily_profit.modeling.promotion import promote_challenger
 from daily_profit.modeling.scoring import score_accounts
 from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version, log_training_run
 from daily_profit.modeling.train import SearchBudget, TrainConfig, train_profit_model
+from daily_profit.monitoring.performance import (
+    DECAY_WINDOW,
+    WINDOWS,
+    DecayRules,
+    DecayVerdict,
+    WindowPerformance,
+    decay_verdict,
+    rolling_performance,
+    window_start,
+)
+from daily_profit.trading_calendar import TradingCalendar
 from daily_profit.warehouse.derived import PREDICTION_SCHEMA
 from daily_profit.warehouse.io import Warehouse
 
@@ -383,27 +396,128 @@ def prediction_outcomes(
     )
 
 
+MODEL_PERFORMANCE = dg.AssetKey("model_performance")
+MODEL_NOT_DECAYED = "model_not_decayed"
+# Metadata keys the retrain sensor reads back.
+DECAYED = "decayed"
+DECAY_REASONS = "decay_reasons"
+PERFORMANCE_CHAMPION = "champion_version"
+WINDOW_METRICS = (
+    "rows",
+    "days",
+    "rmse",
+    "mae",
+    "coverage",
+    "interval_score",
+    "breach_brier",
+    "best_baseline_rmse",
+    "best_baseline_mae",
+    "rmse_vs_best_baseline",
+)
+
+
+def _label_history(store: Warehouse, end: dt.date) -> pl.DataFrame:
+    """Daily net P&L per account-day as the labels record it, up to ``end``'s labels: what the
+    baselines are computed from (point in time, by ``baseline_predictions``)."""
+    labels = store.read_partitions(
+        "labels_next_day",
+        get_settings().start_date,
+        end,
+        columns=["date", "account_id", "label_date", "next_day_net_profit", "label_available"],
+    )
+    return history_from_labels(labels.filter(pl.col("label_available")))
+
+
+def performance_metadata(
+    version: str | None, windows: dict[int, WindowPerformance], verdict: DecayVerdict | None
+) -> dict[str, object]:
+    """Numeric metadata per window (``champion_7d_rmse``, ...) for the UI's plots, the best
+    baseline of each window and the decay verdict."""
+    meta: dict[str, object] = {PERFORMANCE_CHAMPION: version or "none"}
+    for n, window in windows.items():
+        for name in WINDOW_METRICS:
+            value = window.metrics.get(name, math.nan)
+            if value == value:  # NaN left out: the plots show gaps, not zeros
+                meta[f"champion_{n}d_{name}"] = float(value)
+        meta[f"window_{n}d"] = f"{window.start.isoformat()}..{window.end.isoformat()}"
+        meta[f"best_baseline_{n}d"] = window.best_baseline or "none"
+    if verdict is not None:
+        meta[DECAYED] = int(verdict.decayed)
+        meta["decay_judged"] = int(verdict.judged)
+        meta[DECAY_REASONS] = dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons))
+    return meta
+
+
+def decay_check(
+    version: str | None, verdict: DecayVerdict | None, rules: DecayRules
+) -> dg.AssetCheckResult:
+    thresholds = {
+        "rmse_margin": rules.rmse_margin,
+        "coverage_min": rules.coverage_min,
+        "coverage_max": rules.coverage_max,
+        "min_days": rules.min_days,
+    }
+    if verdict is None:
+        return dg.AssetCheckResult(
+            check_name=MODEL_NOT_DECAYED,
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="not judged: no champion predictions with outcomes yet",
+            metadata=thresholds,
+        )
+    return dg.AssetCheckResult(
+        check_name=MODEL_NOT_DECAYED,
+        passed=not verdict.decayed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(verdict.reasons),
+        metadata={PERFORMANCE_CHAMPION: version or "none", "judged": verdict.judged, **thresholds},
+    )
+
+
 @dg.asset(
+    key=MODEL_PERFORMANCE,
     group_name=MONITORING_GROUP,
     partitions_def=daily_partitions,
-    deps=["prediction_outcomes"],
+    deps=["prediction_outcomes", "labels_next_day"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            MODEL_NOT_DECAYED,
+            asset=MODEL_PERFORMANCE,
+            partitions_def=daily_partitions,
+            description=f"The champion over the last {DECAY_WINDOW} sessions: its RMSE no worse "
+            "than the best baseline's by more than DAILY_PROFIT_MODEL_DECAY_RMSE_MARGIN, and "
+            "the coverage of its 90% interval within DAILY_PROFIT_MODEL_COVERAGE_MIN..MAX. "
+            "Judged once the window holds DAILY_PROFIT_MODEL_DECAY_MIN_DAYS days of outcomes.",
+        )
+    ],
     kinds={"polars"},
     tags={"layer": "monitoring"},
 )
 def model_performance(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """How the champion and the challenger did on one day's realised outcomes: RMSE, interval
-    score, coverage of the 90% interval, direction accuracy, breach Brier and recall, with new
-    accounts apart. One partition per day, so the UI plots each metric over time (asset ->
-    Plots)."""
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """How the models did on realised outcomes. The day: RMSE, interval score, coverage of the
+    90% interval, direction accuracy, breach Brier and recall per model role, new accounts
+    apart. Rolling windows of 7 and 28 trading sessions ending at the day: the champion's RMSE,
+    MAE, coverage, interval score and breach Brier beside the best mean baseline on the same
+    rows (`champion_28d_rmse_vs_best_baseline` below 1: the model wins), and whether it has
+    decayed. One partition per day, so the UI plots each number over time (asset -> Plots)."""
     day = partition_day(context.partition_key)
-    outcomes = warehouse.get().read_partitions("prediction_outcomes", day, day)
-    metrics = outcomes_core.performance_by_role(outcomes)
-    # NaN (no breach that day, no new account) is left out: the plots show gaps, not zeros.
-    return dg.MaterializeResult(
-        metadata={k: float(v) for k, v in metrics.items() if v == v} | {"rows": outcomes.height}
-    )
+    store = warehouse.get()
+    calendar = TradingCalendar.from_settings()
+    first = max(window_start(calendar, day, max(WINDOWS)), get_settings().start_date)
+    outcomes = store.read_partitions("prediction_outcomes", first, day)
+    todays = outcomes.filter(pl.col("date") == day)
+    # The day per role, as before (NaN left out: the plots show gaps, not zeros).
+    metadata: dict[str, object] = {
+        k: float(v) for k, v in outcomes_core.performance_by_role(todays).items() if v == v
+    } | {"rows": todays.height}
+    rules = DecayRules.from_settings()
+    version, windows = rolling_performance(outcomes, _label_history(store, day), day, calendar)
+    verdict = decay_verdict(windows[DECAY_WINDOW], rules) if version else None
+    metadata |= performance_metadata(version, windows, verdict)
+    yield dg.MaterializeResult(metadata=metadata)
+    yield decay_check(version, verdict, rules)
 
 
 model_assets = [profit_model, daily_predictions, prediction_outcomes, model_performance]
