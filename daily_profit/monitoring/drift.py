@@ -31,6 +31,7 @@ No Dagster here.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,22 @@ NULL_BIN = "<null>"
 OTHER_CATEGORY = "<other>"
 PSI_MODERATE = 0.1
 PSI_LARGE = 0.25
+
+# One row per day, champion version and feature: the warehouse's feature_drift_daily.
+DRIFT_ROW_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "model_version": pl.String(),
+        "feature": pl.String(),
+        "psi": pl.Float64(),
+        "training_day_psi": pl.Float64(),
+        "excess_psi": pl.Float64(),
+        "ks": pl.Float64(),
+        "importance": pl.Float64(),
+        "level": pl.String(),
+        "rows": pl.Int64(),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -412,3 +429,22 @@ def typical_values(
         for name in names
         if name in refs and name in frame.columns
     }
+
+
+def drift_rows(report: DriftReport, day: dt.date, model_version: str) -> pl.DataFrame:
+    """The report as rows of ``DRIFT_ROW_SCHEMA``: the day's drift per feature, kept over time."""
+    return pl.DataFrame(
+        {
+            "date": [day] * len(report.features),
+            "model_version": [model_version] * len(report.features),
+            "feature": [f.name for f in report.features],
+            "psi": [f.psi for f in report.features],
+            "training_day_psi": [f.baseline for f in report.features],
+            "excess_psi": [f.excess for f in report.features],
+            "ks": [f.ks for f in report.features],
+            "importance": [f.importance for f in report.features],
+            "level": [f.level for f in report.features],
+            "rows": [f.rows for f in report.features],
+        },
+        schema=DRIFT_ROW_SCHEMA,
+    )

@@ -15,6 +15,7 @@ from daily_profit.features.catalog import output_schema as feature_schema
 from daily_profit.features.labels import LABEL_SCHEMA
 from daily_profit.features.staging import STAGING_SCHEMA
 from daily_profit.modeling.outcomes import OUTCOME_SCHEMA
+from daily_profit.monitoring.drift import DRIFT_ROW_SCHEMA
 from daily_profit.warehouse.tables import LOADED_AT, RUN_ID, metadata
 
 
@@ -132,3 +133,13 @@ prediction_outcomes = derived_table(
 )
 
 DERIVED_TABLES = (*DERIVED_TABLES, prediction_outcomes)
+
+
+feature_drift_daily = derived_table(
+    "feature_drift_daily",
+    DRIFT_ROW_SCHEMA,
+    key=("date", "model_version", "feature"),
+    description="Each feature's drift on day D against the champion's training reference.",
+)
+
+DERIVED_TABLES = (*DERIVED_TABLES, feature_drift_daily)

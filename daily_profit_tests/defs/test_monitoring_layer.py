@@ -100,6 +100,7 @@ def test_without_a_champion_drift_is_skipped_with_the_reason(store, tmp_path):
     meta, check = _outcome(_drift(store, mlflow, CALM_DAY))
     assert meta[STATUS] == NO_CHAMPION and WEIGHTED_PSI not in meta
     assert check.passed and check.metadata[STATUS].value == NO_CHAMPION
+    assert store.read_partitions("feature_drift_daily", CALM_DAY, CALM_DAY).height == 0
 
 
 def test_a_shifted_day_drifts_and_a_calm_one_does_not(store, champion):
@@ -153,3 +154,10 @@ def test_a_shifted_day_drifts_and_a_calm_one_does_not(store, champion):
     # Per-day numbers the UI plots, among them the champion's most important features' PSI.
     assert sum(k.startswith("psi.") for k in drifted) == 10
     assert drifted["day_level_features_not_compared"] == len(reference.reference.day_level) > 0
+    # Every compared feature's numbers are kept per day in the warehouse.
+    kept = store.read_partitions("feature_drift_daily", CALM_DAY, SHIFTED_DAY)
+    assert kept.height == 2 * len(reference.reference.features) == 2 * drifted["rows_written"]
+    assert set(kept["model_version"]) == {reference.version}
+    shifted_rows = kept.filter(pl.col("date") == SHIFTED_DAY)
+    assert shifted_rows["psi"].max() == pytest.approx(drifted["max_psi"])
+    assert shifted_rows.filter(pl.col("excess_psi") >= 0.2).height == drifted["features_drifted"]

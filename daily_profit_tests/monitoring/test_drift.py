@@ -8,7 +8,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from daily_profit.monitoring.drift import DriftReference, build_reference, compare, psi
+from daily_profit.monitoring.drift import (
+    DriftReference,
+    build_reference,
+    compare,
+    drift_rows,
+    psi,
+)
+from daily_profit.warehouse.io import Warehouse
+from daily_profit.warehouse.migrate import upgrade
 
 
 def _frame(rng: np.random.Generator, n: int, shift: float = 0.0, regime: str = "BALANCED"):
@@ -116,3 +124,19 @@ def test_drift_is_read_beyond_what_training_days_show_themselves() -> None:
     assert ordinary.level != "large"
     shocked = compare(ref, day_rows(dt.date(2025, 2, 2), 6.0)).features[0]
     assert shocked.excess > 2.0 and shocked.level == "large"
+
+
+def test_a_days_drift_rows_are_kept_in_the_warehouse(warehouse_url: str) -> None:
+    rng = np.random.default_rng(7)
+    ref = build_reference(_frame(rng, 2_000), FEATURES, {"pnl_mean_5d": 1.0})
+    day = dt.date(2025, 3, 3)
+    rows = drift_rows(compare(ref, _frame(rng, 400, shift=1.0)), day, "7")
+    upgrade(warehouse_url)
+    store = Warehouse(warehouse_url)
+    try:
+        store.replace_partitions("feature_drift_daily", rows, dates=[day], run_id="test")
+        kept = store.read_partitions("feature_drift_daily", day, day)
+    finally:
+        store.dispose()
+    assert kept.sort("feature").equals(rows.sort("feature"))
+    assert kept.filter(pl.col("feature") == "pnl_mean_5d")["level"].item() == "large"

@@ -22,7 +22,14 @@ from daily_profit.defs.model.assets import MONITORING_GROUP, profit_model
 from daily_profit.defs.partitions import daily_partitions, partition_day
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.modeling.tracking import CHAMPION, load_drift_reference
-from daily_profit.monitoring.drift import DriftReference, DriftReport, compare, typical_values
+from daily_profit.monitoring.drift import (
+    DRIFT_ROW_SCHEMA,
+    DriftReference,
+    DriftReport,
+    compare,
+    drift_rows,
+    typical_values,
+)
 
 FEATURE_DRIFT = dg.AssetKey("feature_drift")
 FEATURES_NOT_DRIFTED = "features_not_drifted"
@@ -138,10 +145,13 @@ def drift_check(metadata: dict[str, object]) -> dg.AssetCheckResult:
 
 def measure_day(
     day: dt.date, features: pl.DataFrame, reference: DriftReference, version: str
-) -> dict[str, object]:
-    """Drift metadata of one day's feature rows against ``version``'s reference."""
+) -> tuple[dict[str, object], pl.DataFrame]:
+    """Drift metadata of one day's feature rows against ``version``'s reference, and the
+    per-feature rows the warehouse keeps."""
     if features.height == 0:
-        return {STATUS: NO_FEATURES, CHAMPION_VERSION: version, "rows": 0}
+        return {STATUS: NO_FEATURES, CHAMPION_VERSION: version, "rows": 0}, pl.DataFrame(
+            schema=DRIFT_ROW_SCHEMA
+        )
     try:
         report = compare(reference, features)
     except ValueError as exc:
@@ -149,7 +159,7 @@ def measure_day(
             f"feature_drift {day}: the day's feature rows do not match champion version "
             f"{version}'s reference: {exc}"
         ) from exc
-    return drift_metadata(report, reference, features, version)
+    return drift_metadata(report, reference, features, version), drift_rows(report, day, version)
 
 
 @dg.asset(
@@ -179,7 +189,8 @@ def feature_drift(
     stored with the champion's model version, and one number for the model, the PSI weighted by
     its feature importance. Metadata: the most drifting features with their typical values in
     training and on the day, and per-day numbers (weighted and max PSI, features drifted, the
-    PSI of the champion's most important features) that the UI plots over days."""
+    PSI of the champion's most important features) that the UI plots over days. Every
+    feature's numbers are kept per day in the warehouse table `feature_drift_daily`."""
     day = partition_day(context.partition_key)
     target = mlflow.target()
     try:
@@ -191,8 +202,14 @@ def feature_drift(
         if stored is None:
             metadata = {STATUS: NO_CHAMPION}
         else:
-            features = warehouse.get().read_partitions("account_features_daily", day, day)
-            metadata = measure_day(day, features, stored.reference, stored.version)
+            store = warehouse.get()
+            features = store.read_partitions("account_features_daily", day, day)
+            metadata, rows = measure_day(day, features, stored.reference, stored.version)
+            # The day is re-measured as a whole (against today's champion): replace it.
+            written = store.replace_partitions(
+                "feature_drift_daily", rows, dates=[day], run_id=context.run.run_id
+            )
+            metadata["rows_written"] = written.total_rows
     if metadata[STATUS] != MEASURED:
         context.log.info(f"feature_drift {day}: not measured ({metadata[STATUS]})")
     yield dg.MaterializeResult(metadata=metadata)
