@@ -20,7 +20,7 @@ from daily_profit.defs.monitoring.assets import (
     monitoring_assets,
 )
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
-from daily_profit.modeling.tracking import CHAMPION, load_drift_reference
+from daily_profit.modeling.tracking import CHAMPION, TrackingTarget, load_drift_reference
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
 from daily_profit.warehouse.io import Warehouse
 from daily_profit.warehouse.migrate import upgrade
@@ -61,7 +61,7 @@ def champion(store, tmp_path_factory) -> MlflowResource:
     """One trained version, made champion (by hand if promotion kept it back: the drift is
     measured against whichever version is champion)."""
     folder = tmp_path_factory.mktemp("mlflow")
-    mlflow = MlflowResource(tracking_uri=f"sqlite:///{folder / 'mlflow.sqlite'}")
+    mlflow = _mlflow_under(folder)
     trained = dg.materialize(
         model_assets,
         selection=["profit_model"],
@@ -75,6 +75,19 @@ def champion(store, tmp_path_factory) -> MlflowResource:
     target.client().set_registered_model_alias(
         target.registered_model_name, CHAMPION, version["model_version"].value
     )
+    return mlflow
+
+
+def _mlflow_under(folder) -> MlflowResource:
+    """A tracking store whose experiment keeps its artifacts in ``folder`` too (MLflow's
+    default would be ./mlruns in the working directory)."""
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{folder / 'mlflow.sqlite'}")
+    target = mlflow.target()
+    TrackingTarget(
+        tracking_uri=target.tracking_uri,
+        experiment_name=target.experiment_name,
+        artifact_location=(folder / "artifacts").as_uri(),
+    ).experiment_id()
     return mlflow
 
 
@@ -96,7 +109,7 @@ def _outcome(result: dg.ExecuteInProcessResult) -> tuple[dict, dg.AssetCheckEval
 
 
 def test_without_a_champion_drift_is_skipped_with_the_reason(store, tmp_path):
-    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.sqlite'}")
+    mlflow = _mlflow_under(tmp_path)
     meta, check = _outcome(_drift(store, mlflow, CALM_DAY))
     assert meta[STATUS] == NO_CHAMPION and WEIGHTED_PSI not in meta
     assert check.passed and check.metadata[STATUS].value == NO_CHAMPION
