@@ -149,3 +149,37 @@ def test_downstream_recomputes_a_restated_day_only_when_its_data_changed():
         defs=defs, instance=instance, cursor=second.cursor, evaluation_time=TICK
     )
     assert _requested(third).get("stg_accounts_daily") == {changed.isoformat()}
+
+
+def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_on():
+    defs = _definitions()
+    instance = dg.DagsterInstance.ephemeral()
+    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    days = sorted(dt.date.fromisoformat(d) for d in _window_days())
+    history = [days[0] - dt.timedelta(days=i) for i in range(1, 25)]
+    for day in [*history, *days]:
+        for table in RAW_DAILY:
+            _report(instance, table, day, f"v1-{table}-{day}")
+    for table in SNAPSHOTS:
+        _report(instance, table, None, f"v1-{table}")
+    # The new day's daily metrics: landed once, then a re-fetch's audit failed (blocking).
+    failed = days[-1]
+    _store_check(
+        instance,
+        targeting_latest(
+            instance,
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("raw_metrics_daily"),
+                check_name="quarantine_share_in_bounds",
+                passed=False,
+                partition=failed.isoformat(),
+                severity=dg.AssetCheckSeverity.ERROR,
+            ),
+        ),
+    )
+    result = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
+    )
+    staging = _requested(result).get("stg_accounts_daily", set())
+    assert failed.isoformat() not in staging
+    assert staging == _window_days() - {failed.isoformat()}

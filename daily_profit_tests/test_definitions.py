@@ -1,0 +1,81 @@
+"""A snapshot of the code location: what the UI lists and what runs by itself.
+
+A change to an asset key, a check, a job, a schedule or a sensor (or its default status) shows
+here first; update the snapshot deliberately when the change is meant.
+"""
+
+import dagster as dg
+
+from daily_profit.definitions import defs
+
+ASSETS = {
+    "raw_plans",
+    "raw_metrics_alltime",
+    "raw_metrics_daily",
+    "raw_metrics_hourly",
+    "raw_trades_closed",
+    "raw_trades_open",
+    "raw_regimes_daily",
+    "stg_accounts_daily",
+    "account_features_daily",
+    "labels_next_day",
+    "account_performance_summary",
+    "profit_model",
+    "daily_predictions",
+    "prediction_outcomes",
+    "model_performance",
+    "feature_drift",
+}
+BLOCKING_RAW = {
+    "schema_valid",
+    "natural_key_unique",
+    "complete_against_api",
+    "quarantine_share_in_bounds",
+    "schema_not_drifted",
+    "day_published",
+}
+SENSORS = {
+    "daily_profit_automation": dg.DefaultSensorStatus.RUNNING,
+    "daily_profit_alerts": dg.DefaultSensorStatus.RUNNING,
+    "daily_profit_predictions_deadline": dg.DefaultSensorStatus.RUNNING,
+    "retrain_on_drift_or_decay": dg.DefaultSensorStatus.RUNNING,
+}
+
+
+def test_the_assets_and_their_automation():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == ASSETS
+    automated = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
+    }
+    # Everything runs by itself but the model (a schedule and a sensor decide) and the desk view.
+    assert automated == ASSETS - {"profit_model", "account_performance_summary"}
+
+
+def test_every_raw_daily_source_declares_its_blocking_checks():
+    graph = defs.resolve_asset_graph()
+    for table in ("raw_metrics_daily", "raw_trades_closed", "raw_regimes_daily"):
+        checks = {
+            c.name: graph.get(c).blocking
+            for c in graph.asset_check_keys
+            if c.asset_key == dg.AssetKey(table)
+        }
+        assert {name for name, blocking in checks.items() if blocking} == BLOCKING_RAW, table
+        assert checks["row_count_in_line"] is False
+    for layer in ("stg_accounts_daily", "account_features_daily", "labels_next_day"):
+        key = dg.AssetCheckKey(dg.AssetKey(layer), "raw_inputs_published")
+        assert graph.get(key).blocking
+
+
+def test_jobs_schedules_and_sensors_with_their_defaults():
+    assert {j.name for j in defs.jobs if not j.name.startswith("__")} >= {
+        "raw_daily",
+        "raw_reference",
+        "features",
+        "train_profit_model",
+        "predictions",
+        "score_outcomes",
+    }
+    assert {s.name: s.default_status for s in defs.sensors} == SENSORS
+    assert {s.name for s in defs.schedules} == {"weekly_retrain"}
