@@ -30,6 +30,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from daily_profit.privacy import IDENTITY_COLUMNS
 from daily_profit.served import FlaggedRecord, ServedLast, conflicting_copy_reason
 
 
@@ -694,22 +695,28 @@ def _type_ok(kind: Kind, value: object) -> bool:
     return t is str  # STR, DATE, TS
 
 
+def _shown(f: FieldSpec, value: object) -> str:
+    # A reason names an identity field and its rule, never its value: the raw payload beside
+    # it keeps the record whole, behind the warehouse's permissions.
+    return "(value withheld: identity)" if f.api in IDENTITY_COLUMNS else _short(value)
+
+
 def _type_reason(f: FieldSpec, value: object, text: bool = False) -> str:
     if text:
-        return f"{f.api}: expected text, got {type(value).__name__} {_short(value)}"
+        return f"{f.api}: expected text, got {type(value).__name__} {_shown(f, value)}"
     if type(value) is int and f.kind is Kind.INT:
-        return f"{f.api}: integer out of the int64 range ({_short(value)})"
-    return f"{f.api}: expected {_KIND_NAMES[f.kind]}, got {type(value).__name__} {_short(value)}"
+        return f"{f.api}: integer out of the int64 range ({_shown(f, value)})"
+    return f"{f.api}: expected {_KIND_NAMES[f.kind]}, got {type(value).__name__} {_shown(f, value)}"
 
 
 def _parse_reason(f: FieldSpec, value: object) -> str:
-    return f"{f.api}: not a valid {_KIND_NAMES[f.kind]} ({_short(value)})"
+    return f"{f.api}: not a valid {_KIND_NAMES[f.kind]} ({_shown(f, value)})"
 
 
 def _invalid_text(f: FieldSpec, value: object) -> str:
     if f.fold_case and f.choices is not None:
         allowed = ", ".join(f.choices)
-        return f"{f.api}: must be one of {allowed}, any case (got {_short(value)})"
+        return f"{f.api}: must be one of {allowed}, any case (got {_shown(f, value)})"
     return _parse_reason(f, value)
 
 

@@ -114,7 +114,12 @@ MALFORMED: list[tuple[str, str, Any, str]] = [
     ("trades_closed", "broker", "7", "broker: expected integer, got str '7'"),
     ("trades_closed", "fee", True, "fee: expected number, got bool True"),
     ("trades_closed", "platform", False, "platform: expected integer, got bool False"),
-    ("trades_closed", "position", 123, "position: expected string, got int 123"),
+    (
+        "trades_closed",
+        "position",
+        123,
+        "position: expected string, got int (value withheld: identity)",
+    ),
     ("trades_closed", "login", None, "login: required, missing or null"),
     ("trades_closed", "login", "", "login: required, blank"),
     ("trades_closed", "side", "Hold", "side: must be one of Buy, Sell, any case (got 'Hold')"),
@@ -459,3 +464,17 @@ def test_a_flagged_record_is_quarantined_with_its_problem_and_text() -> None:
     assert "profit: NaN literal, not valid JSON" in row["reason"]
     assert row["raw_payload"] == text and '"profit":NaN' in text
     assert json.loads(row["natural_key"])["position"] == "P2"
+
+
+def test_a_reason_never_quotes_the_value_of_an_identity_field():
+    from daily_profit_tests.warehouse.factories import records_for
+
+    [record] = records_for("metrics_daily", dt.date(2025, 1, 6), 1)
+    record["login"] = 9876543210123  # a number where the contract says text
+    record["trader"] = ["T-4242"]
+    parsed = parse_records("metrics_daily", [record], partition=dt.date(2025, 1, 6))
+    [reason] = parsed.quarantine["reason"].to_list()
+    assert "login" in reason and "trader" in reason
+    assert "9876543210123" not in reason and "T-4242" not in reason
+    # The record itself is kept whole for whoever may read the quarantine.
+    assert "9876543210123" in parsed.quarantine["raw_payload"][0]
