@@ -73,14 +73,15 @@ def test_a_day_launched_from_the_ui_lands_in_the_warehouse(dagster_dev):
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     client.submit_job_execution("raw_reference")
     run_id = client.submit_job_execution("raw_daily", tags={"dagster/partition": DAY})
-    deadline = time.monotonic() + 240
+    started = time.monotonic()
+    deadline = started + 240
     status = None
     while time.monotonic() < deadline:
         status = client.get_run_status(run_id).value
         if status in {"SUCCESS", "FAILURE", "CANCELED"}:
             break
         time.sleep(2)
-    assert status == "SUCCESS"
+    assert status == "SUCCESS", f"run {run_id}: {status} after {time.monotonic() - started:.0f} s"
     store = Warehouse(f"sqlite:///{env['DAILY_PROFIT_DATA_DIR']}/warehouse.sqlite")
     day = dt.date.fromisoformat(DAY)
     assert store.read_partitions("raw_metrics_daily", day, day).height > 0
