@@ -88,15 +88,19 @@ def test_a_day_launched_from_the_ui_lands_in_the_warehouse(dagster_dev):
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     client.submit_job_execution("raw_reference")
     run_id = client.submit_job_execution("raw_daily", tags={"dagster/partition": DAY})
+    started = time.monotonic()
     # A loaded 2-core machine needs most of this: one process per step, 4 s of imports each.
-    deadline = time.monotonic() + 420
+    deadline = started + 420
     status = None
     while time.monotonic() < deadline:
         status = client.get_run_status(run_id).value
         if status in {"SUCCESS", "FAILURE", "CANCELED"}:
             break
         time.sleep(2)
-    assert status == "SUCCESS", _failure_messages(env["DAGSTER_HOME"], run_id)
+    assert status == "SUCCESS", (
+        f"run {run_id}: {status} after {time.monotonic() - started:.0f} s",
+        _failure_messages(env["DAGSTER_HOME"], run_id),
+    )
     store = Warehouse(f"sqlite:///{env['DAILY_PROFIT_DATA_DIR']}/warehouse.sqlite")
     day = dt.date.fromisoformat(DAY)
     assert store.read_partitions("raw_metrics_daily", day, day).height > 0
