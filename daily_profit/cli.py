@@ -568,6 +568,16 @@ def run_mlflow_ui(port: int) -> int:
     )
 
 
+def run_health_command() -> int:
+    from daily_profit.operations.health import exit_status, run_health
+
+    quiet_console()
+    results = run_health()
+    for result in results:
+        print(result.line(), flush=True)
+    return exit_status(results)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="daily-profit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -582,11 +592,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the local tracking store")
     ui.add_argument("--port", type=int, default=5000)
+    sub.add_parser(
+        "health", help="one line per part of the platform; exit status 1 when any part fails"
+    )
     args = parser.parse_args(argv)
     if args.command == "main":
         return run_main(args.days, raw_runs=args.raw_runs)
     if args.command == "mlflow-ui":
         return run_mlflow_ui(args.port)
+    if args.command == "health":
+        return run_health_command()
     return 2
 
 
