@@ -36,13 +36,22 @@ def _pids() -> list[int]:
     return [int(p.name) for p in PROC.iterdir() if p.name.isdigit()]
 
 
+# Python's own helper, started with the first spawned process and living until the interpreter
+# exits (it then stops by itself): not something a test left behind.
+_INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
 def live_children(parent: int) -> list[int]:
-    """Running children of ``parent`` (zombies, exited but not yet reaped, excluded)."""
+    """Running children of ``parent`` (zombies, exited but not yet reaped, and Python's own
+    multiprocessing helpers excluded)."""
     out = []
     for pid in _pids():
         stat = _stat(pid)
-        if stat is not None and stat[1] == parent and stat[0] != "Z":
-            out.append(pid)
+        if stat is None or stat[1] != parent or stat[0] == "Z":
+            continue
+        if any(helper in " ".join(_argv(pid)) for helper in _INTERPRETER_HELPERS):
+            continue
+        out.append(pid)
     return out
 
 
