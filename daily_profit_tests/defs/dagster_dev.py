@@ -17,6 +17,7 @@ import pytest
 
 from daily_profit.config import PROJECT_ROOT
 from daily_profit.sandbox.launcher import stop_sandbox
+from daily_profit_tests import processes
 
 
 def free_port() -> int:
@@ -65,8 +66,11 @@ def dagster_dev(folder: Path, **settings: str) -> Iterator[tuple[int, dict[str, 
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-        # The sandbox the runs started lives on detached: stop it too.
+        # The sandbox the runs started lives on detached: stop it too, and any a run still
+        # starting when the webserver stopped brought up after that.
         stop_sandbox(int(env["DAILY_PROFIT_SANDBOX_PORT"]))
+        time.sleep(2)
+        processes.terminate(processes.sandboxes_writing_under(folder))
 
 
 def failure_messages(home: str, run_id: str) -> list[str]:
