@@ -193,9 +193,9 @@ class Settings(BaseSettings):
         default="0 4 * * 6",
         description="Cron of the weekly retraining schedule (train_profit_model).",
     )
-    retrain_timezone: str = Field(
-        default="Etc/GMT-2",
-        description="IANA time zone of retrain_cron (default the broker's: MetaTrader GMT+2).",
+    retrain_timezone: str | None = Field(
+        default=None,
+        description="IANA time zone of retrain_cron (default: broker_timezone).",
     )
     model_decay_rmse_margin: float = Field(
         default=0.05,

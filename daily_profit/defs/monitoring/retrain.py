@@ -27,6 +27,7 @@ from daily_profit.defs.monitoring.assets import (
     STATUS,
     WEIGHTED_EXCESS_PSI,
 )
+from daily_profit.defs.operations.automation import schedule_status, sensor_status
 from daily_profit.defs.partitions import partition_day
 from daily_profit.monitoring.retrain import (
     TAG_REASON,
@@ -42,17 +43,6 @@ WEEKLY_RETRAIN = "weekly_retrain"
 # Enough records to find the latest few days even after re-runs of old days.
 RECENT_EVENTS = 100
 SENSOR_INTERVAL_S = 600
-
-
-def sensor_status() -> dg.DefaultSensorStatus:
-    """RUNNING on a fresh instance unless the settings turn automation off."""
-    running = get_settings().automation_enabled
-    return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
-
-
-def schedule_status() -> dg.DefaultScheduleStatus:
-    running = get_settings().automation_enabled
-    return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
 def _records(instance: dg.DagsterInstance, key: dg.AssetKey) -> list[tuple[int, str, dict]]:
@@ -129,7 +119,7 @@ def weekly_retrain_schedule() -> dg.ScheduleDefinition:
         name=WEEKLY_RETRAIN,
         job=train_job,
         cron_schedule=settings.retrain_cron,
-        execution_timezone=settings.retrain_timezone,
+        execution_timezone=settings.retrain_timezone or settings.broker_timezone,
         default_status=schedule_status(),
         tags={TAG_REASON: "weekly schedule"},
         description="Retrains profit_model every week on the latest data "

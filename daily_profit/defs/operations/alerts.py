@@ -24,6 +24,7 @@ import dagster as dg
 from daily_profit.config import get_settings
 from daily_profit.defs.metadata import targeting_latest
 from daily_profit.defs.model.assets import PREDICTION_CHECKS
+from daily_profit.defs.operations.automation import sensor_status
 from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.operations.alerting import (
     INCIDENT_MEMORY,
@@ -51,12 +52,6 @@ ALERTING_WARNINGS = {
     "model_not_decayed": AlertKind.MODEL_DECAY,
 }
 BATCH = 500
-
-
-def _default_status() -> dg.DefaultSensorStatus:
-    if get_settings().automation_enabled:
-        return dg.DefaultSensorStatus.RUNNING
-    return dg.DefaultSensorStatus.STOPPED
 
 
 def _scalar_details(metadata: dict) -> dict[str, str | int | float | bool]:
@@ -191,7 +186,7 @@ def _signals(instance: dg.DagsterInstance, positions: dict[str, int], ui: str) -
 def alert_sensor() -> dg.SensorDefinition:
     @dg.sensor(
         name=ALERT_SENSOR,
-        default_status=_default_status(),
+        default_status=sensor_status(),
         minimum_interval_seconds=30,
         description="Sends one alert per incident (run failure, failed blocking check, missed "
         "deadline, drift, model decay) to the webhook and email configured in the settings.",
@@ -278,7 +273,7 @@ def deadline_verdict(
 def deadline_sensor() -> dg.SensorDefinition:
     @dg.sensor(
         name=DEADLINE_SENSOR,
-        default_status=_default_status(),
+        default_status=sensor_status(),
         minimum_interval_seconds=120,
         description="At the predictions deadline (broker's zone), records whether the session "
         "that closed overnight has its predictions, checks passed, as predictions_by_deadline.",

@@ -66,16 +66,26 @@ def follows_inputs(extra_days: int = 0) -> dg.AutomationCondition:
     ).with_label("follows its inputs")
 
 
+def sensor_status() -> dg.DefaultSensorStatus:
+    """Every sensor of the project starts RUNNING on a fresh instance unless the settings turn
+    automation off (DAILY_PROFIT_AUTOMATION_ENABLED=false)."""
+    running = get_settings().automation_enabled
+    return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+
+
+def schedule_status() -> dg.DefaultScheduleStatus:
+    """The same switch for the schedules."""
+    running = get_settings().automation_enabled
+    return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+
+
 def automation_sensor() -> dg.AutomationConditionSensorDefinition:
     """The project's own automation sensor: RUNNING on a fresh instance unless switched off
     (DAILY_PROFIT_AUTOMATION_ENABLED=false)."""
-    enabled = get_settings().automation_enabled
     return dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING
-        if enabled
-        else dg.DefaultSensorStatus.STOPPED,
+        default_status=sensor_status(),
         minimum_interval_seconds=30,
         description="Runs the graph every night: the raw layer on the nightly tick, every later "
         "layer when its inputs' data changed and passed their blocking checks.",
