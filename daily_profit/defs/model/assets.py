@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from daily_profit.config import get_settings
-from daily_profit.defs.metadata import json_value, preview
+from daily_profit.defs.metadata import json_value, preview, targeted
 from daily_profit.defs.partitions import daily_partitions, days_in_window, partition_day
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.features.labels import LABEL_SCHEMA
@@ -265,7 +265,7 @@ def daily_predictions(
             "most_at_risk": preview(top),
         }
     )
-    yield from prediction_evaluations(new, features, days)
+    yield from targeted(context, prediction_evaluations(new, features, days))
 
 
 def prediction_evaluations(
