@@ -22,6 +22,7 @@ from daily_profit.sandbox.clock import (
     set_sandbox_day,
     start_sandbox_clock,
 )
+from daily_profit.sandbox.launcher import ensure_sandbox, sandbox_info, stop_sandbox
 from daily_profit.sandbox.server import SandboxServer
 from daily_profit.sandbox.simulation import SandboxData, SimulationConfig, simulate
 
@@ -183,3 +184,20 @@ def test_the_command_advances_the_clock(settings, capsys) -> None:
     assert "last simulated day is 2025-01-08" in capsys.readouterr().err
     assert sandbox_main(["--set-day", "2025-01-04"]) == 0
     assert sandbox_current_day(settings) == dt.date(2025, 1, 4)
+
+
+def test_a_started_sandbox_holds_days_back_until_advanced(settings) -> None:
+    # The detached sandbox the launcher starts reads the data folder's clock.
+    url = ensure_sandbox(settings)
+    try:
+        assert sandbox_info(settings)["clock_day"] == "2025-01-06"
+        headers = {"apiKey": settings.risk_api_key.get_secret_value()}
+        params = {"dates": "20250107", "limit": "1000", "include-total": "1"}
+        held_back = httpx.get(url + "v2/metrics/daily", params=params, headers=headers)
+        assert held_back.json()["Data"]["total"] == 0
+        assert sandbox_main(["--advance", "1"]) == 0
+        assert sandbox_info(settings)["clock_day"] == "2025-01-07"
+        served = httpx.get(url + "v2/metrics/daily", params=params, headers=headers)
+        assert served.json()["Data"]["total"] > 0
+    finally:
+        assert stop_sandbox(settings.sandbox_port) is not None
