@@ -224,6 +224,12 @@ class Settings(BaseSettings):
     sandbox_port: int = 8765
     sandbox_accounts: int = 300
     sandbox_days: int = 120
+    sandbox_clock_start_offset_days: int = Field(
+        default=0,
+        ge=0,
+        description="Days the sandbox holds back when it starts: its clock stands this many "
+        "days before the last simulated day, and `./dp sandbox --advance N` moves it on.",
+    )
 
     @property
     def resolved_warehouse_url(self) -> str:
@@ -251,6 +257,7 @@ class Settings(BaseSettings):
 
     @property
     def sandbox_end_date(self) -> dt.date:
+        """The last simulated day (the clock may stand before it: sandbox.clock)."""
         return self.start_date + dt.timedelta(days=self.sandbox_days - 1)
 
 

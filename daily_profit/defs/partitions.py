@@ -1,7 +1,9 @@
 """The one daily partitioning of the graph: the broker's trading date, from the configured start.
 
-With the built-in sandbox the partitions end on the last simulated day, so the UI offers exactly
-the days that have data; against the real API they run up to yesterday.
+With the built-in sandbox the partitions end on the day its clock stands on (the last simulated
+day unless a test or an operator holds days back), so the UI offers exactly the days that have
+data; the end follows the clock when the code location reloads. Against the real API they run
+up to yesterday.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import datetime as dt
 import dagster as dg
 
 from daily_profit.config import get_settings
+from daily_profit.sandbox.clock import sandbox_current_day
 
 
 def _daily_partitions() -> dg.DailyPartitionsDefinition:
     settings = get_settings()
-    end = settings.sandbox_end_date + dt.timedelta(days=1) if settings.uses_sandbox else None
+    end = sandbox_current_day(settings) + dt.timedelta(days=1) if settings.uses_sandbox else None
     return dg.DailyPartitionsDefinition(
         start_date=settings.start_date.isoformat(),
         end_date=end.isoformat() if end else None,

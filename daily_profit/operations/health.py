@@ -227,12 +227,15 @@ def check_dagster(instance: dg.DagsterInstance) -> list[HealthResult]:
 def expected_latest_day(settings: Settings, now: dt.datetime | None = None) -> dt.date:
     """The latest trading day that should be in the warehouse by ``now``.
 
-    With the sandbox: its last simulated day. Against the real API: the day that closed before
+    With the sandbox: the day its clock stands on (its last simulated day unless days are held
+    back). Against the real API: the day that closed before
     the latest nightly tick in the broker's zone (between midnight and the tick, the day
     before yesterday), so that the minutes before the nightly run are not reported as late.
     """
     if settings.uses_sandbox:
-        return settings.sandbox_end_date
+        from daily_profit.sandbox.clock import sandbox_current_day
+
+        return sandbox_current_day(settings)
     local = (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(settings.broker_timezone))
     closed = local.date() - dt.timedelta(days=1)
     if local.time() < settings.nightly_run_time:

@@ -8,6 +8,9 @@ the plans CSV export (``plans.csv``) and the ground truth (``ground_truth.parque
 ``--faults "429=0.05, 5xx=0.05, shift=0.05"``. ``--no-rate-limit`` lifts the 15 requests/s
 allowance. ``--stop`` stops the detached sandbox that the main job or a Dagster run started on
 the configured port (``DAILY_PROFIT_SANDBOX_PORT``, default 8765, or ``--port``).
+``--clock-file PATH`` serves only the days up to that clock's day (the launcher passes the data
+folder's). ``--advance N`` moves the configured sandbox's clock N days forward and
+``--set-day YYYY-MM-DD`` sets it (see :mod:`daily_profit.sandbox.clock`); both exit at once.
 """
 
 from __future__ import annotations
@@ -53,6 +56,24 @@ def _parser() -> argparse.ArgumentParser:
         help="stop the detached sandbox on --port (default: the configured sandbox port)",
     )
     parser.add_argument(
+        "--clock-file",
+        type=Path,
+        help="serve only the days up to this sandbox clock's day (default: every day)",
+    )
+    clock = parser.add_mutually_exclusive_group()
+    clock.add_argument(
+        "--advance",
+        type=int,
+        metavar="N",
+        help="move the configured sandbox's clock N days forward, then exit",
+    )
+    clock.add_argument(
+        "--set-day",
+        type=dt.date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="set the configured sandbox's clock to this simulated day, then exit",
+    )
+    parser.add_argument(
         "--write-dir",
         "--out",
         dest="write_dir",
@@ -75,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             else f"no sandbox started by daily-profit answers on port {port}"
         )
         return 0
+    if args.advance is not None or args.set_day is not None:
+        return _move_clock(args.advance, args.set_day, args.port)
     try:
         faults = FaultConfig(seed=args.seed).with_header(args.faults)
     except FaultSpecError as exc:
@@ -106,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         warm=True,
+        clock_path=args.clock_file,
     )
     with server:
         print(f"base URL: {server.base_url}")
@@ -114,6 +138,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"apiKey: {shown}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
+    return 0
+
+
+def _move_clock(advance: int | None, day: dt.date | None, port: int) -> int:
+    from daily_profit.sandbox.clock import (
+        SandboxClockError,
+        advance_sandbox_clock,
+        clock_path,
+        sandbox_current_day,
+        set_sandbox_day,
+    )
+    from daily_profit.sandbox.launcher import sandbox_info
+
+    settings = get_settings()
+    try:
+        before = sandbox_current_day(settings)
+        if day is not None:
+            after = set_sandbox_day(day, settings)
+        else:
+            after = advance_sandbox_clock(advance or 0, settings)
+    except SandboxClockError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"sandbox clock: {before} -> {after} (last simulated day {settings.sandbox_end_date}); "
+        "reload the code location to see the partitions end there"
+    )
+    if port:
+        settings = settings.model_copy(update={"sandbox_port": port})
+    info = sandbox_info(settings)
+    if info is not None and info.get("clock_day") != after.isoformat():
+        print(
+            f"warning: the sandbox on port {settings.sandbox_port} serves up to "
+            f"{info.get('clock_day')}, not this clock ({clock_path(settings)}): it was started "
+            "from another data folder or without a clock; restart it (./dp sandbox --stop)",
+            file=sys.stderr,
+        )
     return 0
 
 

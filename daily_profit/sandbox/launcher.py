@@ -3,7 +3,9 @@
 Dagster runs each materialisation in its own process, and the UI launches runs at any time, so
 the sandbox cannot live inside one of them. The first process that needs it starts it detached on
 a fixed loopback port; every later one finds it answering there. The same seed and size give the
-same data, so whichever process started it, every run sees one simulated firm.
+same data, so whichever process started it, every run sees one simulated firm. Starting it also
+sets its clock (``sandbox_clock_start_offset_days`` before the last simulated day, see
+:mod:`daily_profit.sandbox.clock`) in the data folder, where the started sandbox reads it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from daily_profit.config import Settings
+from daily_profit.sandbox.clock import clock_path, configured_simulation, start_sandbox_clock
 
 SANDBOX_HOST = "127.0.0.1"
 
@@ -35,19 +38,11 @@ def sandbox_info(settings: Settings) -> dict | None:
     return response.json() if response.status_code == 200 else None
 
 
-def _expected(settings: Settings) -> dict[str, object]:
-    return {
-        "seed": settings.sandbox_seed,
-        "n_accounts": settings.sandbox_accounts,
-        "n_days": settings.sandbox_days,
-        "start_date": settings.start_date.isoformat(),
-    }
-
-
 def ensure_sandbox(settings: Settings, *, timeout_s: float = 300.0) -> str:
     """Base URL of a sandbox serving this configuration, starting one if none is running."""
     info = sandbox_info(settings)
     if info is None:
+        start_sandbox_clock(settings)
         _spawn(settings)
         deadline = time.monotonic() + timeout_s
         while (info := sandbox_info(settings)) is None:
@@ -57,7 +52,7 @@ def ensure_sandbox(settings: Settings, *, timeout_s: float = 300.0) -> str:
                     f"{timeout_s:.0f}s; see {_log_path(settings)}"
                 )
             time.sleep(0.25)
-    expected = _expected(settings)
+    expected = configured_simulation(settings)
     config = info.get("config", {})
     mismatched = {k: (config.get(k), v) for k, v in expected.items() if config.get(k) != v}
     if mismatched:
@@ -117,6 +112,8 @@ def _spawn(settings: Settings) -> None:
         settings.start_date.isoformat(),
         "--write-dir",
         str(settings.data_dir),
+        "--clock-file",
+        str(clock_path(settings)),
     ]
     # The key reaches the sandbox through the environment (DAILY_PROFIT_RISK_API_KEY), never argv.
     log = _log_path(settings).open("ab")

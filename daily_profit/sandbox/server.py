@@ -34,10 +34,16 @@ over the date-sorted rows, value filters (``logins``, ``accountIds``, ``traders`
 are dictionary lookups of row-index arrays, and the selection of a filter set is cached across
 the pages of one listing.
 
+Clock (``clock_path``, see :mod:`daily_profit.sandbox.clock`): the dated endpoints serve only
+records dated up to the clock's day, and ``total`` counts only those; the clock file is read
+again whenever it changes, so advancing it makes the next day appear without a restart. The
+undated endpoints (``accounts``, ``v2/metrics/alltime``) stay as of the last simulated day.
+
 ``GET /_sandbox/info`` (not part of the contract) is a probe: no key, no allowance. It answers
 ``{"Status": "ok", "config": {"seed", "n_accounts", "n_days", "start_date", "end_date"},
-"endpoints": {path: records}, "faults", "rate_limit", "stats", "Time"}`` so that a launcher can
-tell whether the sandbox on a port serves the configuration it wants.
+"clock_day", "endpoints": {path: records}, "faults", "rate_limit", "stats", "Time"}`` so that a
+launcher can tell whether the sandbox on a port serves the configuration it wants
+(``clock_day``: the last day served, null without a clock).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,6 +74,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from daily_profit.config import SANDBOX_API_KEY
+from daily_profit.sandbox.clock import ClockReader, SandboxClockError, simulation_identity
 from daily_profit.sandbox.faults import (
     EXTRA_FIELDS,
     FAULTS_HEADER,
@@ -285,13 +293,17 @@ class _Table:
             self._columns[name] = values
         return values
 
-    def select(self, query: _Query) -> _Selection:
+    def select(self, query: _Query, until: int | None = None) -> _Selection:
+        """The rows ``query`` selects, dated up to the day ``until`` (days since the epoch)
+        when it is set: later days have not happened yet on the sandbox's clock."""
         lo, hi = 0, self.n
         if self.days is not None:
             if query.date_from is not None:
                 lo = int(np.searchsorted(self.days, query.date_from, "left"))
             if query.date_to is not None:
                 hi = max(lo, int(np.searchsorted(self.days, query.date_to, "right")))
+            if until is not None:
+                hi = max(lo, min(hi, int(np.searchsorted(self.days, until, "right"))))
         rows: np.ndarray | None = None
         if query.dates is not None and self.days is not None:
             parts = [
@@ -529,9 +541,24 @@ class SandboxApp:
         api_key: str = SANDBOX_API_KEY,
         faults: FaultConfig | None = None,
         rate_limit: RateLimit | None = RateLimit(),
+        clock_path: Path | None = None,
     ) -> None:
         self.data = data
         self.api_key = api_key
+        cfg = data.config
+        self.clock = (
+            None
+            if clock_path is None
+            else ClockReader(
+                clock_path,
+                simulation_identity(
+                    seed=cfg.seed,
+                    n_accounts=cfg.n_accounts,
+                    n_days=cfg.n_days,
+                    start_date=cfg.start_date,
+                ),
+            )
+        )
         self.faults = faults or FaultConfig()
         self.rate_limit = rate_limit
         self.stats = ServerStats()
@@ -611,22 +638,33 @@ class SandboxApp:
         if decision.fail:
             body = orjson.dumps({"Status": "fail", "Error": "upstream risk engine timed out"})
             return self._respond(path, Response(body, media_type="application/json"))
-        return self._respond(path, self._page(table, query, decision))
+        try:
+            until = self._clock_day()
+        except SandboxClockError as exc:
+            return self._respond(path, _error(500, str(exc)))
+        return self._respond(path, self._page(table, query, decision, until))
 
-    def _selection(self, table: _Table, query: _Query) -> _Selection:
-        key = (table.spec.path, query.filter_key())
+    def _clock_day(self) -> int | None:
+        """The clock's day as days since the epoch (the tables' day values), None: no clock."""
+        day = self.clock.day() if self.clock is not None else None
+        return None if day is None else (day - _EPOCH).days
+
+    def _selection(self, table: _Table, query: _Query, until: int | None) -> _Selection:
+        key = (table.spec.path, query.filter_key(), until)
         found = self._selections.get(key)
         if found is not None:
             self._selections.move_to_end(key)
             return found
-        selection = table.select(query)
+        selection = table.select(query, until)
         self._selections[key] = selection
         if len(self._selections) > 256:
             self._selections.popitem(last=False)
         return selection
 
-    def _page(self, table: _Table, query: _Query, decision: FaultDecision) -> Response:
-        selection = self._selection(table, query)
+    def _page(
+        self, table: _Table, query: _Query, decision: FaultDecision, until: int | None
+    ) -> Response:
+        selection = self._selection(table, query, until)
         total = len(selection) + decision.inflate_total
         start = query.skip + decision.shift
         if decision.shift and start < 0:
@@ -711,6 +749,7 @@ class SandboxApp:
                 "start_date": cfg.start_date.isoformat(),
                 "end_date": cfg.end_date.isoformat(),
             },
+            "clock_day": self._clock_info(),
             "endpoints": {path: table.n for path, table in self.tables.items()},
             "faults": self.faults.to_header(),
             "rate_limit": None
@@ -720,6 +759,17 @@ class SandboxApp:
             "Time": _now(),
         }
         return Response(orjson.dumps(body), media_type="application/json")
+
+    def _clock_info(self) -> str | None:
+        """The last day served, when a clock holds days back or may; an unreadable clock says
+        why instead (the probe answers anyway)."""
+        if self.clock is None:
+            return None
+        try:
+            day = self.clock.day()
+        except SandboxClockError as exc:
+            return f"unreadable: {exc}"
+        return (day or self.data.config.end_date).isoformat()
 
 
 # --------------------------------------------------------------------------------------------
@@ -743,8 +793,11 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         warm: bool = False,
+        clock_path: Path | None = None,
     ) -> None:
-        self.application = SandboxApp(data, api_key=api_key, faults=faults, rate_limit=rate_limit)
+        self.application = SandboxApp(
+            data, api_key=api_key, faults=faults, rate_limit=rate_limit, clock_path=clock_path
+        )
         self.host = host
         self.port = port
         self._warm = warm
