@@ -523,7 +523,9 @@ def _print_most_at_risk(store: Warehouse, days: list[dt.date]) -> None:
     from daily_profit.privacy import mask_identities
 
     last = days[-1]
-    predictions = store.read_partitions("daily_predictions", last, last)
+    from daily_profit.warehouse.derived import latest_predictions
+
+    predictions = latest_predictions(store.read_partitions("daily_predictions", last, last))
     if predictions.height == 0:
         _say("no predictions were written")
         return

@@ -85,14 +85,16 @@ labels_next_day = derived_table(
 DERIVED_TABLES = (stg_accounts_daily, account_features_daily, labels_next_day)
 
 
-# One row per account, feature day and model version: a later model adds its own rows for a
-# day and never overwrites another version's (``scored_run_id`` / ``scored_at`` keep who made
-# each prediction and when, whoever rewrites the partition later).
+# One row per account, feature day, model version and restatement: a later model adds its own
+# rows for a day and never overwrites another version's, and a day whose inputs were restated
+# gets new rows (``restatement`` 1, 2, ...) beside the ones made before (``scored_run_id`` /
+# ``scored_at`` keep who made each prediction and when).
 PREDICTION_SCHEMA = pl.Schema(
     {
         "date": pl.Date(),
         "account_id": pl.String(),
         "model_version": pl.String(),
+        "restatement": pl.Int64(),
         "model_role": pl.String(),
         "feature_set_version": pl.String(),
         "expected_net_profit": pl.Float64(),
@@ -118,11 +120,20 @@ PREDICTION_SCHEMA = pl.Schema(
 daily_predictions = derived_table(
     "daily_predictions",
     PREDICTION_SCHEMA,
-    key=("date", "account_id", "model_version"),
+    key=("date", "account_id", "model_version", "restatement"),
     description="Next-day P&L predictions per account, feature day and model version.",
 )
 
 DERIVED_TABLES = (*DERIVED_TABLES, daily_predictions)
+
+
+def latest_predictions(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each day's and model version's latest restatement: what the model says of the day now.
+    The earlier rows stay in the table as the record of what was predicted then."""
+    if frame.height == 0:
+        return frame
+    latest = pl.col("restatement") == pl.col("restatement").max().over("date", "model_version")
+    return frame.filter(latest)
 
 
 prediction_outcomes = derived_table(

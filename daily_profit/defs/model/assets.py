@@ -37,7 +37,7 @@ from daily_profit.monitoring.performance import (
     window_start,
 )
 from daily_profit.trading_calendar import TradingCalendar
-from daily_profit.warehouse.derived import PREDICTION_SCHEMA
+from daily_profit.warehouse.derived import PREDICTION_SCHEMA, latest_predictions
 from daily_profit.warehouse.io import Warehouse
 
 MODEL_GROUP = "model"
@@ -228,6 +228,7 @@ def daily_predictions(
         fitted_end = dt.date.fromisoformat(loaded.calibration_end)
         scored.append(
             out.with_columns(
+                pl.lit(0, dtype=pl.Int64).alias("restatement"),
                 pl.lit(role).alias("model_role"),
                 (pl.col("date") <= fitted_end).alias("in_sample"),
                 pl.lit(context.run.run_id).alias("scored_run_id"),
@@ -240,32 +241,81 @@ def daily_predictions(
             )
             .select(PREDICTION_SCHEMA.names())
         )
-    new = pl.concat(scored).cast(dict(PREDICTION_SCHEMA))
-    # Keep other versions' rows for these days as they are: predictions are records.
-    existing = store.read_partitions("daily_predictions", days[0], days[-1])
-    kept = existing.filter(~pl.col("model_version").is_in(list(seen))).select(new.columns)
-    frame = pl.concat([kept, new]).cast(dict(PREDICTION_SCHEMA))
+    scored_now = pl.concat(scored).cast(dict(PREDICTION_SCHEMA))
+    # Predictions are records: every row already written stays; a day's rescoring adds rows
+    # only where they differ from the version's latest ones (a restatement of its inputs).
+    existing = store.read_partitions("daily_predictions", days[0], days[-1]).select(
+        scored_now.columns
+    )
+    new, restated_days = restatements(existing, scored_now)
+    frame = pl.concat([existing, new]).cast(dict(PREDICTION_SCHEMA))
     written = store.replace_partitions(
         "daily_predictions", frame, dates=days, run_id=context.run.run_id
     )
-    champion_rows = new.filter(pl.col("model_role") == CHAMPION)
+    kept = existing
+    # What the models say of these days now: the latest restatement of each version.
+    current = latest_predictions(frame.filter(pl.col("model_version").is_in(list(seen))))
+    champion_rows = current.filter(pl.col("model_role") == CHAMPION)
     top = champion_rows.sort("risk_score", descending=True).head(10)
     yield dg.MaterializeResult(
         metadata={
             "rows_written": new.height,
-            "rows_kept_from_other_versions": kept.height,
-            "accounts": new["account_id"].n_unique() if new.height else 0,
+            "rows_kept_as_recorded": kept.height,
+            "rows_unchanged_not_rewritten": scored_now.height - new.height,
+            "days_restated": json_value([d.isoformat() for d in restated_days]),
+            "accounts": current["account_id"].n_unique() if current.height else 0,
             "models": json_value({role: v.version for role, v in models}),
-            "in_sample_rows": int(new["in_sample"].sum()) if new.height else 0,
+            "in_sample_rows": int(current["in_sample"].sum()) if current.height else 0,
             "little_history_accounts": int(
-                new.filter(pl.col("history_days") < LITTLE_HISTORY_DAYS)["account_id"].n_unique()
+                current.filter(pl.col("history_days") < LITTLE_HISTORY_DAYS)["account_id"].n_unique()
             ),
             "write_s": round(written.seconds, 3),
             "duration_s": round(time.perf_counter() - started, 3),
             "most_at_risk": preview(top),
         }
     )
-    yield from targeted(context, prediction_evaluations(new, features, days))
+    yield from targeted(context, prediction_evaluations(current, features, days))
+
+
+# What a prediction says: a rescoring equal on these is the same prediction, not a restatement.
+PREDICTED = [
+    "account_id",
+    "expected_net_profit",
+    "p05",
+    "p50",
+    "p95",
+    "breach_probability",
+    "risk_score",
+]
+
+
+def restatements(
+    existing: pl.DataFrame, scored: pl.DataFrame
+) -> tuple[pl.DataFrame, list[dt.date]]:
+    """The rows of ``scored`` to add, and the days they restate.
+
+    Per day and model version: nothing recorded yet -> the rows as restatement 0; the same
+    predictions as the latest recorded -> nothing (a rerun changes nothing); different ones
+    (the day's inputs were restated) -> the rows as the next restatement.
+    """
+    if scored.height == 0:
+        return scored, []
+    added: list[pl.DataFrame] = []
+    restated: list[dt.date] = []
+    groups = scored.partition_by("date", "model_version", as_dict=True)
+    for (day, version), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        before = existing.filter((pl.col("date") == day) & (pl.col("model_version") == version))
+        if before.height == 0:
+            added.append(rows)
+            continue
+        latest = int(before["restatement"].max())
+        previous = before.filter(pl.col("restatement") == latest).select(PREDICTED)
+        if previous.sort("account_id").equals(rows.select(PREDICTED).sort("account_id")):
+            continue
+        added.append(rows.with_columns(pl.lit(latest + 1, dtype=pl.Int64).alias("restatement")))
+        restated.append(day)
+    new = pl.concat(added) if added else scored.clear()
+    return new, sorted(set(restated))
 
 
 def prediction_evaluations(
@@ -340,7 +390,9 @@ def _prediction_check(name: str, description: str) -> dg.AssetChecksDefinition:
         # Re-run for a day from the UI; in a range run the asset recorded each day already.
         days = days_in_window(context.partition_time_window)
         store = warehouse.get()
-        predictions = store.read_partitions("daily_predictions", days[0], days[-1])
+        predictions = latest_predictions(
+            store.read_partitions("daily_predictions", days[0], days[-1])
+        )
         features = store.read_partitions(
             "account_features_daily", days[0], days[-1], columns=["date", "account_id"]
         )
@@ -379,7 +431,7 @@ def prediction_outcomes(
     days = days_in_window(context.partition_time_window)
     store = warehouse.get()
     outcomes = outcomes_core.prediction_outcomes(
-        store.read_partitions("daily_predictions", days[0], days[-1]),
+        latest_predictions(store.read_partitions("daily_predictions", days[0], days[-1])),
         store.read_partitions("labels_next_day", days[0], days[-1]),
     )
     written = store.replace_partitions(
