@@ -267,7 +267,9 @@ def daily_predictions(
             "models": json_value({role: v.version for role, v in models}),
             "in_sample_rows": int(current["in_sample"].sum()) if current.height else 0,
             "little_history_accounts": int(
-                current.filter(pl.col("history_days") < LITTLE_HISTORY_DAYS)["account_id"].n_unique()
+                current.filter(pl.col("history_days") < LITTLE_HISTORY_DAYS)[
+                    "account_id"
+                ].n_unique()
             ),
             "write_s": round(written.seconds, 3),
             "duration_s": round(time.perf_counter() - started, 3),
