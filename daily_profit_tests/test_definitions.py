@@ -79,3 +79,21 @@ def test_jobs_schedules_and_sensors_with_their_defaults():
     }
     assert {s.name: s.default_status for s in defs.sensors} == SENSORS
     assert {s.name for s in defs.schedules} == {"weekly_retrain"}
+
+
+def test_every_warehouse_backed_asset_shows_its_columns_and_what_they_mean():
+    from daily_profit.features.catalog import catalog
+
+    graph = defs.resolve_asset_graph()
+    without_table = {"profit_model", "model_performance", "account_performance_summary"}
+    for key in ASSETS - without_table:
+        schema = graph.get(dg.AssetKey(key)).metadata.get("dagster/column_schema")
+        assert schema is not None and schema.columns, key
+        assert not {c.name for c in schema.columns} & {"_run_id", "_loaded_at"}, key
+    features = graph.get(dg.AssetKey("account_features_daily")).metadata["dagster/column_schema"]
+    described = {c.name: c.description for c in features.columns}
+    for feature in catalog():
+        assert described[feature.name] and feature.description in described[feature.name]
+    trades = graph.get(dg.AssetKey("raw_trades_closed")).metadata["dagster/column_schema"]
+    profit = next(c for c in trades.columns if c.name == "profit")
+    assert profit.description == "API field profit" and profit.constraints.nullable is False

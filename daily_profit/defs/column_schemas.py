@@ -1,0 +1,55 @@
+"""The columns of every warehouse-backed asset, as the UI's catalog shows them.
+
+Each asset that a warehouse table holds publishes ``dagster/column_schema``: the table's
+business columns with their type, whether they may be null, and what they mean (the API field
+for raw tables, the feature catalog's description for features). Built from the table
+definitions, so it cannot drift from what is stored.
+"""
+
+import dagster as dg
+import sqlalchemy as sa
+
+from daily_profit.features.catalog import catalog
+from daily_profit.warehouse.tables import META_COLUMNS, metadata
+
+COLUMN_SCHEMA_KEY = "dagster/column_schema"
+# Assets whose table is named otherwise than the asset.
+TABLE_OF_ASSET = {"feature_drift": "feature_drift_daily"}
+
+
+def _descriptions() -> dict[str, str]:
+    return {f.name: f"{f.description} ({f.unit})" if f.unit else f.description for f in catalog()}
+
+
+def column_schema(table: sa.Table) -> dg.TableSchema:
+    features = _descriptions() if table.name == "account_features_daily" else {}
+    key = set(table.info.get("natural_key", ()))
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=column.name,
+                type=str(column.type).lower(),
+                description=features.get(column.name) or column.comment,
+                constraints=dg.TableColumnConstraints(
+                    nullable=bool(column.nullable),
+                    unique=False,
+                    other=["part of the natural key"] if column.name in key else [],
+                ),
+            )
+            for column in table.columns
+            if column.name not in META_COLUMNS
+        ]
+    )
+
+
+def with_column_schemas(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """Each asset whose key names a warehouse table, with that table's column schema."""
+
+    def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
+        name = spec.key.to_user_string()
+        table = metadata.tables.get(TABLE_OF_ASSET.get(name, name))
+        if table is None:
+            return spec
+        return spec.merge_attributes(metadata={COLUMN_SCHEMA_KEY: column_schema(table)})
+
+    return [a.map_asset_specs(attach) for a in assets]
