@@ -2,14 +2,16 @@
 
 Each asset that a warehouse table holds publishes ``dagster/column_schema``: the table's
 business columns with their type, whether they may be null, and what they mean (the API field
-for raw tables, the feature catalog's description for features). Built from the table
-definitions, so it cannot drift from what is stored.
+for raw tables, the feature catalog's description for features, the desk's tables' own
+meanings beside their definitions). Built from the table definitions, so the columns cannot
+drift from what is stored.
 """
 
 import dagster as dg
 import sqlalchemy as sa
 
 from daily_profit.features.catalog import catalog
+from daily_profit.warehouse.derived import COLUMN_DESCRIPTIONS
 from daily_profit.warehouse.tables import META_COLUMNS, metadata
 
 COLUMN_SCHEMA_KEY = "dagster/column_schema"
@@ -22,14 +24,18 @@ def _descriptions() -> dict[str, str]:
 
 
 def column_schema(table: sa.Table) -> dg.TableSchema:
-    features = _descriptions() if table.name == "account_features_daily" else {}
+    meanings = (
+        _descriptions()
+        if table.name == "account_features_daily"
+        else COLUMN_DESCRIPTIONS.get(table.name, {})
+    )
     key = set(table.info.get("natural_key", ()))
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=column.name,
                 type=str(column.type).lower(),
-                description=features.get(column.name) or column.comment,
+                description=meanings.get(column.name) or column.comment,
                 constraints=dg.TableColumnConstraints(
                     nullable=bool(column.nullable),
                     unique=False,

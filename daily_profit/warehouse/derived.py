@@ -154,3 +154,61 @@ feature_drift_daily = derived_table(
 )
 
 DERIVED_TABLES = (*DERIVED_TABLES, feature_drift_daily)
+
+
+# Column meanings of the derived tables the desk reads (staging's are in its docstring).
+COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "labels_next_day": {
+        "date": "Feature day D (a trading day).",
+        "account_id": "The account (pseudonymous id).",
+        "label_date": "The day whose outcome is the label (D+1).",
+        "label_status": "available, idle (no row on D+1 but the account trades later), gone, "
+        "or pending (D+1 not ingested yet).",
+        "label_available": "True when the label can be learnt from.",
+        "next_day_net_profit": "Net P&L of D+1 in USD (0 on an idle day).",
+        "next_day_breached": "The account breached a loss limit on D+1 (API status).",
+        "breach_by_rules": "The plan's rules on end-of-day equity say D+1 breached.",
+        "next_day_eod_equity": "End-of-day equity of D+1 in USD.",
+    },
+    "daily_predictions": {
+        "date": "Feature day D: the prediction is for the next day.",
+        "account_id": "The account (pseudonymous id).",
+        "model_version": "The MLflow registered model version that scored the row.",
+        "restatement": "0 for the day's first scoring by this version; 1, 2, ... for each "
+        "rescoring after the day's inputs were restated (earlier rows are kept).",
+        "model_role": "champion (the desk's) or challenger (shadow).",
+        "feature_set_version": "Version of the feature set the row was scored from.",
+        "expected_net_profit": "Expected net P&L of the next day in USD.",
+        "p05": "5th percentile of the next day's net P&L (USD): the 90% interval's low end.",
+        "p50": "Median of the next day's net P&L (USD).",
+        "p95": "95th percentile of the next day's net P&L (USD): the interval's high end.",
+        "breach_probability": "Probability that the account breaches a loss limit next day.",
+        "risk_score": "0-100 ranking of the accounts by risk (breach probability and tail).",
+        "driver_1_feature": "The feature that moves the expected P&L most for this account.",
+        "driver_1_contribution": "Its contribution to the expected P&L (USD).",
+        "driver_2_feature": "The second driver.",
+        "driver_2_contribution": "Its contribution (USD).",
+        "driver_3_feature": "The third driver.",
+        "driver_3_contribution": "Its contribution (USD).",
+        "drivers_method": "How the drivers were found (exact TreeSHAP or gain approximation).",
+        "in_sample": "The day lies inside the model's training window.",
+        "history_days": "Days of history the account had on D (under 5: lean on priors).",
+        "scored_run_id": "The Dagster run that made the row.",
+        "scored_at": "When the row was made (UTC).",
+    },
+    "prediction_outcomes": {
+        "date": "Feature day D of the prediction.",
+        "account_id": "The account (pseudonymous id).",
+        "model_version": "The model version that predicted.",
+        "model_role": "Its role when it predicted.",
+        "expected_net_profit": "What it expected for the next day (USD).",
+        "p05": "Low end of its 90% interval (USD).",
+        "p95": "High end of its 90% interval (USD).",
+        "breach_probability": "Its breach probability.",
+        "realised_net_profit": "What the next day's net P&L turned out to be (USD).",
+        "realised_breach": "Whether the account breached on the next day.",
+        "error": "Realised minus expected net P&L (USD).",
+        "covered": "The realised P&L fell inside the 90% interval.",
+        "new_account": "The account had under 5 days of history.",
+    },
+}
