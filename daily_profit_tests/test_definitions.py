@@ -101,7 +101,12 @@ def test_every_warehouse_backed_asset_shows_its_columns_and_what_they_mean():
 
 def test_the_desk_reads_what_each_prediction_and_outcome_column_means():
     graph = defs.resolve_asset_graph()
-    for key in ("daily_predictions", "prediction_outcomes", "labels_next_day"):
+    for key in (
+        "stg_accounts_daily",
+        "daily_predictions",
+        "prediction_outcomes",
+        "labels_next_day",
+    ):
         schema = graph.get(dg.AssetKey(key)).metadata["dagster/column_schema"]
         assert all(c.description for c in schema.columns), [
             c.name for c in schema.columns if not c.description
