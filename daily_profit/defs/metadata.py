@@ -53,24 +53,40 @@ def targeting_latest(
     treats a result that does not target the latest materialisation as stale: automation would
     never see the day's blocking checks pass. Log such results after the day's materialisation.
     """
+    record = _latest_materialization(instance, evaluation.asset_key, evaluation.partition)
+    return evaluation if record is None else _with_target(evaluation, record)
+
+
+def _latest_materialization(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None
+):
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(
-            asset_key=evaluation.asset_key,
-            asset_partitions=[evaluation.partition] if evaluation.partition else None,
+            asset_key=asset_key, asset_partitions=[partition] if partition else None
         ),
         limit=1,
     ).records
-    if not records:
-        return evaluation
-    return _with_target(evaluation, records[0])
+    return records[0] if records else None
 
 
 def targeted(
-    context: dg.AssetExecutionContext, evaluations: Iterable[dg.AssetCheckEvaluation]
+    instance_or_context: dg.DagsterInstance | dg.AssetExecutionContext,
+    evaluations: Iterable[dg.AssetCheckEvaluation],
 ) -> Iterator[dg.AssetCheckEvaluation]:
-    """Per-day results yielded after the range's materialisation, each aimed at its day."""
+    """Per-day results logged or yielded after the range's materialisation, each aimed at its
+    day; one look-up per asset and day, however many checks it has."""
+    instance = (
+        instance_or_context
+        if isinstance(instance_or_context, dg.DagsterInstance)
+        else instance_or_context.instance
+    )
+    latest: dict[tuple[dg.AssetKey, str | None], object] = {}
     for evaluation in evaluations:
-        yield targeting_latest(context.instance, evaluation)
+        key = (evaluation.asset_key, evaluation.partition)
+        if key not in latest:
+            latest[key] = _latest_materialization(instance, *key)
+        record = latest[key]
+        yield evaluation if record is None else _with_target(evaluation, record)
 
 
 def _with_target(evaluation: dg.AssetCheckEvaluation, latest) -> dg.AssetCheckEvaluation:

@@ -18,7 +18,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from daily_profit.api.errors import RiskApiCircuitOpen
 from daily_profit.config import get_settings
-from daily_profit.defs.metadata import json_value, preview, targeting_latest
+from daily_profit.defs.metadata import json_value, preview, targeted
 from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.defs.raw import checks
 from daily_profit.defs.resources import RiskApiResource, WarehouseResource
@@ -258,8 +258,8 @@ def build_daily_raw_asset(source: ApiSource) -> dg.AssetsDefinition:
 
         def log_checks() -> None:
             # After the days' materialisations: each result must target its day's latest one.
-            for evaluation in evaluations:
-                context.log_event(targeting_latest(context.instance, evaluation))
+            for evaluation in targeted(context.instance, evaluations):
+                context.log_event(evaluation)
 
         if any(r.outcome is Outcome.WITHHELD for r in reports):
             # The days that passed are published: record them, then fail naming the others.
@@ -299,8 +299,8 @@ def _snapshot_result(
     yield dg.MaterializeResult(
         metadata=report_metadata(report), data_version=dg.DataVersion(report.published_checksum)
     )
-    for evaluation in evaluations:
-        context.log_event(targeting_latest(context.instance, evaluation))
+    for evaluation in targeted(context.instance, evaluations):
+        context.log_event(evaluation)
 
 
 @dg.asset(
