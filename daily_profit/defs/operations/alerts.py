@@ -23,9 +23,11 @@ import dagster as dg
 
 from daily_profit.config import get_settings
 from daily_profit.defs.metadata import targeting_latest
-from daily_profit.defs.model.assets import PREDICTION_CHECKS
+from daily_profit.defs.model.assets import MODEL_NOT_DECAYED, PREDICTION_CHECKS
+from daily_profit.defs.monitoring.assets import FEATURES_NOT_DRIFTED
 from daily_profit.defs.operations.automation import sensor_status
 from daily_profit.defs.partitions import daily_partitions, days_in_window
+from daily_profit.ingestion.audit import DAY_PUBLISHED
 from daily_profit.operations.alerting import (
     INCIDENT_MEMORY,
     Alert,
@@ -46,10 +48,10 @@ WILL_RETRY_TAG = "dagster/will_retry"
 
 # Warnings that still page someone: a day kept on old rows, a missed deadline, drift, decay.
 ALERTING_WARNINGS = {
-    "day_published": AlertKind.CHECK_FAILED,
+    DAY_PUBLISHED: AlertKind.CHECK_FAILED,
     DEADLINE_CHECK: AlertKind.DEADLINE_MISSED,
-    "features_not_drifted": AlertKind.DRIFT,
-    "model_not_decayed": AlertKind.MODEL_DECAY,
+    FEATURES_NOT_DRIFTED: AlertKind.DRIFT,
+    MODEL_NOT_DECAYED: AlertKind.MODEL_DECAY,
 }
 BATCH = 500
 
