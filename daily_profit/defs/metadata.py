@@ -53,8 +53,7 @@ def targeting_latest(
     treats a result that does not target the latest materialisation as stale: automation would
     never see the day's blocking checks pass. Log such results after the day's materialisation.
     """
-    record = _latest_materialization(instance, evaluation.asset_key, evaluation.partition)
-    return evaluation if record is None else _with_target(evaluation, record)
+    return next(targeted(instance, [evaluation]))
 
 
 def _latest_materialization(

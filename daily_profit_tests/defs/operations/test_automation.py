@@ -84,6 +84,19 @@ def _report(instance: dg.DagsterInstance, asset: str, day: dt.date | None, versi
             _store_check(instance, targeting_latest(instance, evaluation))
 
 
+def _land_raw_layer(instance: dg.DagsterInstance) -> list[dt.date]:
+    """The window's days and the 24 before them landed (version v1), with the snapshots; the
+    window's days, oldest first."""
+    days = sorted(dt.date.fromisoformat(d) for d in _window_days())
+    history = [days[0] - dt.timedelta(days=i) for i in range(1, 25)]
+    for day in [*history, *days]:
+        for table in RAW_DAILY:
+            _report(instance, table, day, f"v1-{table}-{day}")
+    for table in SNAPSHOTS:
+        _report(instance, table, None, f"v1-{table}")
+    return days
+
+
 def _window_days() -> set[str]:
     n = get_settings().restatement_days
     return {(NEW_DAY - dt.timedelta(days=i)).isoformat() for i in range(n + 1)}
@@ -117,13 +130,7 @@ def test_downstream_recomputes_a_restated_day_only_when_its_data_changed():
     instance = dg.DagsterInstance.ephemeral()
     # The sensor is running before the raw layer lands (it compares tick to tick).
     start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
-    days = sorted(dt.date.fromisoformat(d) for d in _window_days())
-    history = [days[0] - dt.timedelta(days=i) for i in range(1, 25)]
-    for day in [*history, *days]:
-        for table in RAW_DAILY:
-            _report(instance, table, day, f"v1-{table}-{day}")
-    for table in SNAPSHOTS:
-        _report(instance, table, None, f"v1-{table}")
+    days = _land_raw_layer(instance)
     first = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
     )
@@ -155,13 +162,7 @@ def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_
     defs = _definitions()
     instance = dg.DagsterInstance.ephemeral()
     start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
-    days = sorted(dt.date.fromisoformat(d) for d in _window_days())
-    history = [days[0] - dt.timedelta(days=i) for i in range(1, 25)]
-    for day in [*history, *days]:
-        for table in RAW_DAILY:
-            _report(instance, table, day, f"v1-{table}-{day}")
-    for table in SNAPSHOTS:
-        _report(instance, table, None, f"v1-{table}")
+    days = _land_raw_layer(instance)
     # The new day's daily metrics: landed once, then a re-fetch's audit failed (blocking).
     failed = days[-1]
     _store_check(
