@@ -142,16 +142,12 @@ def freshness_for(key: str) -> dg.FreshnessPolicy | None:
     return None
 
 
-def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """The assets with their automation conditions and freshness from the run order above."""
-
-    def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
-        key = spec.key.to_user_string()
-        condition, freshness = condition_for(key), freshness_for(key)
-        if condition is not None:
-            spec = spec.replace_attributes(automation_condition=condition)
-        if freshness is not None:
-            spec = spec.replace_attributes(freshness_policy=freshness)
-        return spec
-
-    return [a.map_asset_specs(attach) for a in assets]
+def with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The asset with its automation condition and freshness from the run order above."""
+    key = spec.key.to_user_string()
+    condition, freshness = condition_for(key), freshness_for(key)
+    if condition is not None:
+        spec = spec.replace_attributes(automation_condition=condition)
+    if freshness is not None:
+        spec = spec.replace_attributes(freshness_policy=freshness)
+    return spec
