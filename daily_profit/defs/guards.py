@@ -130,5 +130,5 @@ def declared_guard_checks() -> list[dg.AssetChecksDefinition]:
     return [
         guard_check("stg_accounts_daily", staging_requirements),
         guard_check("account_features_daily", feature_requirements),
-        guard_check("labels_next_day", label_requirements),
+        guard_check("labels_next_session", label_requirements),
     ]

@@ -175,8 +175,8 @@ def check_breach_agreement(
     no) points at a rule or data fault and is counted separately.
     """
     both = labels.filter(pl.col("breach_by_rules").is_not_null())
-    api_only = both.filter(pl.col("next_day_breached") & ~pl.col("breach_by_rules")).height
-    rules_only = both.filter(~pl.col("next_day_breached") & pl.col("breach_by_rules")).height
+    api_only = both.filter(pl.col("breached_next_session") & ~pl.col("breach_by_rules")).height
+    rules_only = both.filter(~pl.col("breached_next_session") & pl.col("breach_by_rules")).height
     share = (api_only + rules_only) / both.height if both.height else 0.0
     return CheckResult(
         name="breach_label_matches_rules",

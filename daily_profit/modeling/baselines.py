@@ -4,7 +4,7 @@ Inputs:
 
 - ``rows``: the account-days to predict (``account_id``, ``date`` = feature day D); for the
   breach rule also the loss-limit headroom columns (USD distance to the daily loss limit and to
-  the drawdown floor, from the features) and, to fit it, ``next_day_breached``;
+  the drawdown floor, from the features) and, to fit it, ``breached_next_session``;
 - ``history``: daily net profit per account-day, ``account_id``, ``date``, ``net_profit``. Only
   history dated D or earlier is used for a row of D. An account-day without a row counts as a
   day without P&L, so "yesterday" (the P&L of D) is 0 when the account has no row on D, and the

@@ -189,7 +189,7 @@ def evaluate_predictions(
 ) -> EvaluationReport:
     """Score model and baselines on the same rows.
 
-    ``predictions``: account_id, date, next_day_net_profit, next_day_breached,
+    ``predictions``: account_id, date, net_profit_next_session, breached_next_session,
     expected_net_profit, p05, p50, p95, breach_probability. ``baselines``: the same rows in the
     same order, from ``baselines.baseline_predictions``. ``truth`` (optional): account_id,
     date, expected_next_day_net_profit (next_day_std optional).

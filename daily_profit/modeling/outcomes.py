@@ -46,8 +46,8 @@ def prediction_outcomes(predictions: pl.DataFrame, labels: pl.DataFrame) -> pl.D
     usable = labels.filter(pl.col("label_available")).select(
         "date",
         "account_id",
-        pl.col("next_day_net_profit").alias("realised_net_profit"),
-        pl.col("next_day_breached").alias("realised_breach"),
+        pl.col("net_profit_next_session").alias("realised_net_profit"),
+        pl.col("breached_next_session").alias("realised_breach"),
     )
     return (
         predictions.join(usable, on=["date", "account_id"], how="inner")

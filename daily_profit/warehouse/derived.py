@@ -75,14 +75,14 @@ account_features_daily = derived_table(
     description="Features of each live funded account-day from data dated that day or earlier.",
 )
 
-labels_next_day = derived_table(
-    "labels_next_day",
+labels_next_session = derived_table(
+    "labels_next_session",
     LABEL_SCHEMA,
     key=("date", "account_id"),
     description="For feature day D: the account's net profit and breach on D+1.",
 )
 
-DERIVED_TABLES = (stg_accounts_daily, account_features_daily, labels_next_day)
+DERIVED_TABLES = (stg_accounts_daily, account_features_daily, labels_next_session)
 
 
 # One row per account, feature day, model version and restatement: a later model adds its own
@@ -213,17 +213,17 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "dist_profit_target_usd": "Profit still needed to meet the target (USD).",
         "dist_profit_target_pct": "Profit still needed, % of starting balance.",
     },
-    "labels_next_day": {
+    "labels_next_session": {
         "date": "Feature day D (a trading day).",
         "account_id": "The account (pseudonymous id).",
         "label_date": "The day whose outcome is the label (D+1).",
         "label_status": "available, idle (no row on D+1 but the account trades later), gone, "
         "or pending (D+1 not ingested yet).",
         "label_available": "True when the label can be learnt from.",
-        "next_day_net_profit": "Net P&L of D+1 in USD (0 on an idle day).",
-        "next_day_breached": "The account breached a loss limit on D+1 (API status).",
+        "net_profit_next_session": "Net P&L of D+1 in USD (0 on an idle day).",
+        "breached_next_session": "The account breached a loss limit on D+1 (API status).",
         "breach_by_rules": "The plan's rules on end-of-day equity say D+1 breached.",
-        "next_day_eod_equity": "End-of-day equity of D+1 in USD.",
+        "eod_equity_next_session": "End-of-day equity of D+1 in USD.",
     },
     "daily_predictions": {
         "date": "Feature day D: the prediction is for the next day.",

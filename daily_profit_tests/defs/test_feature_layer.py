@@ -63,14 +63,14 @@ def test_a_range_of_days_is_one_run_with_a_check_result_per_day(loaded_warehouse
 
     features = store.read_partitions("account_features_daily", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
     staging = store.read_partitions("stg_accounts_daily", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
-    labels = store.read_partitions("labels_next_day", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
+    labels = store.read_partitions("labels_next_session", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
     assert features.height == staging.height == labels.height > 0
     assert features.columns == output_columns()
     assert set(features["feature_set_version"].unique()) == {feature_set_version()}
     assert features["date"].n_unique() == days
 
     # Every day of the range has its own result for each check, in the instance.
-    for asset, check in [("account_features_daily", COVERAGE), ("labels_next_day", LABEL_COVERAGE)]:
+    for asset, check in [("account_features_daily", COVERAGE), ("labels_next_session", LABEL_COVERAGE)]:
         records = instance.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(dg.AssetKey(asset), check), limit=100
         )

@@ -29,7 +29,7 @@ def store(sqlite_url):
     upgrade(sqlite_url)
     warehouse = Warehouse(sqlite_url)
     days = weekdays()
-    warehouse.replace_partitions("labels_next_day", known_labels(), dates=days, run_id="test")
+    warehouse.replace_partitions("labels_next_session", known_labels(), dates=days, run_id="test")
     warehouse.replace_partitions("prediction_outcomes", known_outcomes(), dates=days, run_id="test")
     yield warehouse
     warehouse.dispose()

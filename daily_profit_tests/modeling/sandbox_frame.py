@@ -22,7 +22,7 @@ from daily_profit_tests.support import raw_frames_from_sandbox
 
 @dataclass(frozen=True)
 class SandboxFrame:
-    frame: pl.DataFrame  # account_features_daily joined with labels_next_day
+    frame: pl.DataFrame  # account_features_daily joined with labels_next_session
     truth: pl.DataFrame  # account_id, date, expected_next_day_net_profit, next_day_std
     history: pl.DataFrame  # account_id, date, net_profit (every daily metrics row)
     feature_columns: tuple[str, ...]

@@ -57,7 +57,7 @@ def test_history_from_labels_dates_each_label_on_its_realisation_day() -> None:
         {
             "account_id": ["A", "A"],
             "date": [D0, D0 + dt.timedelta(days=1)],
-            "next_day_net_profit": [3.0, None],
+            "net_profit_next_session": [3.0, None],
         }
     )
     history = history_from_labels(frame)

@@ -34,8 +34,8 @@ def _labels() -> pl.DataFrame:
         {
             "date": [D, D, D],
             "account_id": ["a", "b", "c"],
-            "next_day_net_profit": [50.0, -80.0, None],
-            "next_day_breached": [False, True, None],
+            "net_profit_next_session": [50.0, -80.0, None],
+            "breached_next_session": [False, True, None],
             "label_available": [True, True, False],
         }
     )

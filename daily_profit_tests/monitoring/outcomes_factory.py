@@ -78,11 +78,11 @@ def known_labels() -> pl.DataFrame:
     return outcomes.select(
         "date",
         "account_id",
-        (pl.col("date") + pl.duration(days=1)).alias("label_date"),
+        (pl.col("date") + pl.duration(days=1)).alias("target_end"),
         pl.lit("observed").alias("label_status"),
         pl.lit(True).alias("label_available"),
-        pl.col("realised_net_profit").alias("next_day_net_profit"),
-        pl.lit(False).alias("next_day_breached"),
+        pl.col("realised_net_profit").alias("net_profit_next_session"),
+        pl.lit(False).alias("breached_next_session"),
         pl.lit(False).alias("breach_by_rules"),
-        pl.lit(None, dtype=pl.Float64).alias("next_day_eod_equity"),
+        pl.lit(None, dtype=pl.Float64).alias("eod_equity_next_session"),
     ).cast(dict(LABEL_SCHEMA))

@@ -231,7 +231,7 @@ def account_features_daily(
     kinds={"polars", "sql"},
     tags={"layer": "features"},
 )
-def labels_next_day(
+def labels_next_session(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
     """What the model learns to predict, for feature day D: the account's net profit on D+1
@@ -253,7 +253,7 @@ def labels_next_day(
     usable, blocked = _usable(store, days, guards.label_requirements())
     frame = build_labels(stg, next_days, start=start, end=end, available_through=available_through)
     frame = _only(frame, usable)
-    meta = _write(store, "labels_next_day", frame, usable, context.run.run_id)
+    meta = _write(store, "labels_next_session", frame, usable, context.run.run_id)
     status_counts = frame.group_by("label_status").len().sort("label_status")
     yield dg.MaterializeResult(
         metadata={
@@ -270,7 +270,7 @@ def labels_next_day(
     features = store.read_partitions(
         "account_features_daily", start, end, columns=["date", "account_id"]
     )
-    yield from targeted(context, guards.guard_evaluations("labels_next_day", days, blocked))
+    yield from targeted(context, guards.guard_evaluations("labels_next_session", days, blocked))
     yield from targeted(context, checks.label_evaluations(frame, features, usable))
 
 
@@ -307,6 +307,6 @@ guard_checks = guards.declared_guard_checks()
 feature_assets = [
     stg_accounts_daily,
     account_features_daily,
-    labels_next_day,
+    labels_next_session,
     account_performance_summary,
 ]

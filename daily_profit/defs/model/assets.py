@@ -60,7 +60,7 @@ class ProfitModelConfig(dg.Config):
 def training_frame(store: Warehouse, start: dt.date, end: dt.date) -> pl.DataFrame:
     """Feature rows joined with their labels, for the feature days [start, end]."""
     features = store.read_partitions("account_features_daily", start, end)
-    labels = store.read_partitions("labels_next_day", start, end)
+    labels = store.read_partitions("labels_next_session", start, end)
     return features.join(labels, on=["date", "account_id"], how="inner")
 
 
@@ -100,7 +100,7 @@ def report_markdown(report: EvaluationReport) -> str:
 
 @dg.asset(
     group_name=MODEL_GROUP,
-    deps=["account_features_daily", "labels_next_day"],
+    deps=["account_features_daily", "labels_next_session"],
     check_specs=[
         dg.AssetCheckSpec(
             CHAMPION_PROMOTION,
@@ -129,7 +129,7 @@ def profit_model(
     cross-validation, evaluated against naive baselines on the same test days, logged to MLflow
     and registered as the `challenger`; the check decides whether it becomes `champion`."""
     store = warehouse.get()
-    days = _loaded_days(store, "labels_next_day")
+    days = _loaded_days(store, "labels_next_session")
     if not days:
         raise dg.Failure("no labelled feature days in the warehouse: materialise features first")
     frame = training_frame(store, days[0], days[-1])
@@ -419,7 +419,7 @@ prediction_checks = [_prediction_check(n, d) for n, d in PREDICTION_CHECKS.items
     group_name=MONITORING_GROUP,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["daily_predictions", "labels_next_day"],
+    deps=["daily_predictions", "labels_next_session"],
     kinds={"polars", "sql"},
     tags={"layer": "monitoring"},
 )
@@ -434,7 +434,7 @@ def prediction_outcomes(
     store = warehouse.get()
     outcomes = outcomes_core.prediction_outcomes(
         latest_predictions(store.read_partitions("daily_predictions", days[0], days[-1])),
-        store.read_partitions("labels_next_day", days[0], days[-1]),
+        store.read_partitions("labels_next_session", days[0], days[-1]),
     )
     written = store.replace_partitions(
         "prediction_outcomes", outcomes, dates=days, run_id=context.run.run_id
@@ -474,10 +474,10 @@ def _label_history(store: Warehouse, end: dt.date) -> pl.DataFrame:
     """Daily net P&L per account-day as the labels record it, up to ``end``'s labels: what the
     baselines are computed from (point in time, by ``baseline_predictions``)."""
     labels = store.read_partitions(
-        "labels_next_day",
+        "labels_next_session",
         get_settings().start_date,
         end,
-        columns=["date", "account_id", "label_date", "next_day_net_profit", "label_available"],
+        columns=["date", "account_id", "label_date", "net_profit_next_session", "label_available"],
     )
     return history_from_labels(labels.filter(pl.col("label_available")))
 
@@ -532,7 +532,7 @@ def decay_check(
     key=MODEL_PERFORMANCE,
     group_name=MONITORING_GROUP,
     partitions_def=daily_partitions,
-    deps=["prediction_outcomes", "labels_next_day"],
+    deps=["prediction_outcomes", "labels_next_session"],
     check_specs=[
         dg.AssetCheckSpec(
             MODEL_NOT_DECAYED,

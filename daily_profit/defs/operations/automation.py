@@ -105,7 +105,7 @@ SNAPSHOTS = ("raw_plans", "raw_metrics_alltime")
 FOLLOWERS: dict[str, int] = {
     "stg_accounts_daily": 0,
     "account_features_daily": 0,
-    "labels_next_day": 4,
+    "labels_next_session": 4,
     "daily_predictions": 0,
     "prediction_outcomes": 4,
     "feature_drift": 0,
