@@ -95,8 +95,8 @@ def _span_days(
     stg = staging_rows.filter(pl.col(DATE).is_between(start, end)).select(
         DATE, ACCOUNT, "eod_balance", "daily_loss_floor_next_usd", "drawdown_floor_usd"
     )
-    spans = calendar.span_table(stg[DATE].unique().to_list()).filter("is_session").drop(
-        "is_session"
+    spans = (
+        calendar.span_table(stg[DATE].unique().to_list()).filter("is_session").drop("is_session")
     )
     return (
         stg.join(spans, on=DATE, how="inner")

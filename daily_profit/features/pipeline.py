@@ -23,7 +23,7 @@ start=, end=)``
       ``raw_regimes_daily`` for [``required_history_start(start)``, end];
     - ``raw_trades_open`` for [start, end] (only D's own snapshot is used).
 
-``build_labels(staging, metrics_daily, start=, end=, available_through=None)``
+``build_labels(staging, metrics_daily, start=, end=, available_through=None, calendar=None)``
     - ``stg_accounts_daily`` for [start, end];
     - ``raw_metrics_daily`` for [start + 1, ``label_horizon_end(end)``].
 

@@ -70,7 +70,10 @@ def test_a_range_of_days_is_one_run_with_a_check_result_per_day(loaded_warehouse
     assert features["date"].n_unique() == days
 
     # Every day of the range has its own result for each check, in the instance.
-    for asset, check in [("account_features_daily", COVERAGE), ("labels_next_session", LABEL_COVERAGE)]:
+    for asset, check in [
+        ("account_features_daily", COVERAGE),
+        ("labels_next_session", LABEL_COVERAGE),
+    ]:
         records = instance.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(dg.AssetKey(asset), check), limit=100
         )

@@ -70,7 +70,10 @@ def test_each_missing_row_case_gets_its_status() -> None:
     assert got["breached"]["breached_next_session"] is True
     assert got["breached"]["breach_by_rules"] is True  # 9,300 is below the 9,600 daily floor
     assert got["idle"]["label_status"] == "idle_no_row"
-    assert (got["idle"]["net_profit_next_session"], got["idle"]["breached_next_session"]) == (0.0, False)
+    assert (got["idle"]["net_profit_next_session"], got["idle"]["breached_next_session"]) == (
+        0.0,
+        False,
+    )
     assert got["idle"]["label_available"] is True
     for acc, status in (("moved", "missing_row"), ("gone", "account_gone")):
         assert got[acc]["label_status"] == status
@@ -225,10 +228,14 @@ def test_labels_of_the_simulated_firm(built) -> None:
     sessions = features.filter(pl.col("date").map_elements(calendar.is_session, pl.Boolean))
     assert labels.select("date", "account_id").equals(sessions.select("date", "account_id"))
     spans = calendar.span_table(labels["date"].unique().to_list())
-    assert labels.join(spans, on="date").filter(
-        (pl.col("target_start") != pl.col("target_start_right"))
-        | (pl.col("target_end") != pl.col("target_end_right"))
-    ).is_empty()
+    assert (
+        labels.join(spans, on="date")
+        .filter(
+            (pl.col("target_start") != pl.col("target_start_right"))
+            | (pl.col("target_end") != pl.col("target_end_right"))
+        )
+        .is_empty()
+    )
     last_session = calendar.sessions_back(built.firm.end, 1)[0]
     last_day = labels.filter(pl.col("date") == last_session)
     assert (last_day["label_status"] == "pending").all()

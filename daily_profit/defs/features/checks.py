@@ -157,7 +157,9 @@ def feature_evaluations(
 def label_evaluations(frame: pl.DataFrame, features: pl.DataFrame, days: list[dt.date]) -> Iterator:
     for day in days:
         yield from _evaluate(
-            "labels_next_session", {"labels_next_session": frame, "account_features_daily": features}, day
+            "labels_next_session",
+            {"labels_next_session": frame, "account_features_daily": features},
+            day,
         )
 
 
