@@ -221,8 +221,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "date": "Trading session D (no labels for the other days).",
         "account_id": "The account (pseudonymous id).",
         "target_start": "First day of D's target span: the day after D.",
-        "target_end": "Last day of D's target span: the next session (the label is realised "
-        "then).",
+        "target_end": "Last day of D's target span: the next session (the label is realised then).",
         "label_status": "observed (a row on every day of the span), idle_no_row (the days "
         "without a row proven idle by the balance), missing_row (a day's P&L unknown), "
         "account_gone, or pending (the span's last day, or the grace days, not ingested yet).",
