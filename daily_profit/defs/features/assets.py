@@ -260,9 +260,13 @@ def labels_next_session(
     # A target day that failed its audit is a hole, not an idle day: its labels wait.
     usable, blocked = _usable(store, days, guards.label_requirements())
     frame = build_labels(
-        stg, next_days, start=start, end=end, available_through=available_through,
+        stg,
+        next_days,
+        start=start,
+        end=end,
+        available_through=available_through,
         calendar=calendar,
-    )  # fmt: skip
+    )
     frame = _only(frame, usable)
     meta = _write(store, "labels_next_session", frame, usable, context.run.run_id)
     status_counts = frame.group_by("label_status").len().sort("label_status")
