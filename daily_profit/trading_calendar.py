@@ -129,6 +129,21 @@ class TradingCalendar:
         ]
         return max([weekly, *near_holidays])
 
+    def only_sessions(self, frame: pl.DataFrame, column: str = "date") -> pl.DataFrame:
+        """The rows of ``frame`` whose ``column`` is a session."""
+        sessions = [d for d in frame[column].unique().to_list() if self.is_session(d)]
+        return frame.filter(pl.col(column).is_in(sessions))
+
+    def with_spans(self, frame: pl.DataFrame, column: str = "date") -> pl.DataFrame:
+        """The rows of ``frame`` on sessions, with ``target_start`` and ``target_end`` of each."""
+        spans = self.span_table(frame[column].unique().to_list()).filter("is_session")
+        return frame.join(
+            spans.select(pl.col("date").alias(column), "target_start", "target_end"),
+            on=column,
+            how="inner",
+            maintain_order="left",
+        )
+
     def span_table(self, days: Iterable[dt.date]) -> pl.DataFrame:
         """``date``, ``is_session``, ``target_start``, ``target_end`` for each of ``days``: the
         vectorised form of ``target_span`` to join onto a frame of account-days."""

@@ -149,9 +149,7 @@ def check_label_coverage(
     neither observed nor explained (``label_status`` covers every case by construction, so
     this is about rows, not values).
     """
-    calendar = calendar or trading_calendar()
-    sessions = calendar.span_table(features[DATE].unique().to_list()).filter("is_session")
-    features = features.join(sessions.select(DATE), on=DATE, how="semi")
+    features = (calendar or trading_calendar()).only_sessions(features, DATE)
     missing = features.select(KEYS).join(labels.select(KEYS), on=KEYS, how="anti")
     statuses = dict(labels.group_by("label_status").len().iter_rows()) if labels.height else {}
     by_status = {s: int(statuses.get(s, 0)) for s in LABEL_STATUSES}
