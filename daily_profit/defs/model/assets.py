@@ -575,7 +575,7 @@ def decay_check(
     key=MODEL_PERFORMANCE,
     group_name=MONITORING_GROUP,
     partitions_def=daily_partitions,
-    deps=["prediction_outcomes", "labels_next_session"],
+    deps=["prediction_outcomes", "raw_metrics_daily"],
     check_specs=[
         dg.AssetCheckSpec(
             MODEL_NOT_DECAYED,
