@@ -10,12 +10,14 @@ trading is neither lost nor a target of its own. The label is
 - ``breached_next_session``: the API marks the account breached (status 3) on a day of the
   span. A breach ends the account: the days of the span after it have no rows and count as
   nothing, the label is the P&L up to the breach;
-- ``breach_by_rules``: whether the plan rules measured from D's staging row say the span
-  breached on the close: the first day's equity under D's daily floor, or any day's equity under
-  D's drawdown floor (the drawdown floor only rises, so D's is a floor of the later days'), so a
-  check can report where API and rules disagree. The API sees intraday equity and the later
-  days' daily floors, the rules only the close against D's floors, so an API-only breach is
-  expected now and then; a rules-only breach is a data fault.
+- ``breach_by_rules``: whether the plan rules say a day t of the span breached on the close:
+  its end-of-day equity under the floors the staging row of t - 1 sets for the next day (the
+  daily loss floor and the drawdown floor), so a check can report where API and rules
+  disagree. Without a staging row on t - 1 (the staging rows passed end before, or the account
+  had no row), the latest earlier row's drawdown floor is used alone (it only rises, so an
+  earlier one is a floor of the later) and the daily floor is not judged. The API sees intraday
+  equity, the rules only the close, so an API-only breach is expected now and then; a
+  rules-only breach is a data fault.
 
 Each day of the span is either recorded (the API has a row) or explained; the span's
 ``label_status`` says what the worst day was:
@@ -93,7 +95,7 @@ def _span_days(
 ) -> pl.DataFrame:
     """One row per session row (account, D) of [start, end] and day of its target span."""
     stg = staging_rows.filter(pl.col(DATE).is_between(start, end)).select(
-        DATE, ACCOUNT, "eod_balance", "daily_loss_floor_next_usd", "drawdown_floor_usd"
+        DATE, ACCOUNT, "eod_balance"
     )
     spans = (
         calendar.span_table(stg[DATE].unique().to_list()).filter("is_session").drop("is_session")
@@ -116,6 +118,8 @@ def build_labels(
 ) -> pl.DataFrame:
     """One label row per staging row in [start, end] whose date is a session (``LABEL_SCHEMA``).
 
+    ``staging_rows``: stg_accounts_daily for [start, end] (labels are made for these rows);
+    rows up to the last span's end - 1 as well let the rules judge every day of a span.
     ``metrics_daily``: raw_metrics_daily for [start + 1, ``label_horizon_end(end)``].
     ``available_through``: the last date the daily metrics are complete for; default the
     latest date in ``metrics_daily`` (a day with no row at all is a day not loaded yet).
@@ -188,13 +192,35 @@ def build_labels(
         .otherwise(_STATUS_RANK["pending"])
     )
     equity = pl.col("current_equity")
-    # The plan rules on the close, in cents like the firm's ledger (see the module docstring).
-    first_day = pl.col("_day") == pl.col(TARGET_START)
-    below_rules = (first_day & (_cents(pl.col("daily_loss_floor_next_usd")) > _cents(equity))) | (
-        _cents(pl.col("drawdown_floor_usd")) > _cents(equity)
+    # The floors each day is held to: set by the close of the day before (module docstring).
+    floors = (
+        staging_rows.select(
+            ACCOUNT,
+            (pl.col(DATE) + dt.timedelta(days=1)).alias("_floors_for"),
+            "daily_loss_floor_next_usd",
+            "drawdown_floor_usd",
+        )
+        .filter(pl.col("_floors_for") <= horizon)
+        .sort("_floors_for")
     )
+    days = days.sort("_day").join_asof(
+        floors,
+        left_on="_day",
+        right_on="_floors_for",
+        by=ACCOUNT,
+        strategy="backward",
+        check_sortedness=False,
+    )
+    daily_floor = pl.when(pl.col("_floors_for") == pl.col("_day")).then(
+        pl.col("daily_loss_floor_next_usd")
+    )
+    # The plan rules on the close, in cents like the firm's ledger.
+    below_rules = (_cents(daily_floor) > _cents(equity)).fill_null(False) | (
+        _cents(pl.col("drawdown_floor_usd")) > _cents(equity)
+    ).fill_null(False)
     per_span = (
-        days.with_columns(rank.alias("_rank"))
+        days.sort(ACCOUNT, DATE, "_day")
+        .with_columns(rank.alias("_rank"))
         .group_by(span, maintain_order=True)
         .agg(
             pl.col(TARGET_START).first(),
@@ -203,7 +229,7 @@ def build_labels(
             pl.col("net_profit").sum().alias("_net"),
             pl.col("_breached").any().alias("_breached"),
             has_row.any().alias("_recorded"),
-            below_rules.fill_null(False).any().alias("_by_rules"),
+            below_rules.any().alias("_by_rules"),
             equity.drop_nulls().last().alias("eod_equity_next_session"),
         )
     )

@@ -250,7 +250,10 @@ def labels_next_session(
     start, end, days = _range(context)
     store = warehouse.get()
     calendar = trading_calendar()
-    stg = store.read_partitions("stg_accounts_daily", start, end)
+    # Through the last span's end - 1: the rules hold each day to the floors of the day before.
+    stg = store.read_partitions(
+        "stg_accounts_daily", start, calendar.target_span(end)[1] - dt.timedelta(days=1)
+    )
     horizon = label_horizon_end(end, calendar)
     next_days = store.read_partitions(
         "raw_metrics_daily", start + dt.timedelta(days=1), horizon, columns=LABEL_COLUMNS
