@@ -99,7 +99,8 @@ FEATURE_INPUTS: Final = {
 }  # fmt: skip
 LABEL_INPUTS: Final = {
     "metrics_daily": (
-        "date", "account_id", "status", "net_profit", "current_equity", "prior_days_balance",
+        "date", "account_id", "status", "net_profit", "current_equity", "current_balance",
+        "prior_days_balance",
     ),
 }  # fmt: skip
 
