@@ -102,14 +102,25 @@ RAW_DAILY = (
     "raw_regimes_daily",
 )
 SNAPSHOTS = ("raw_plans", "raw_metrics_alltime")
+
+
+def _label_settle_days() -> int:
+    """How many days after D a label of D may still change: its longest target span on the
+    trading calendar and the grace days that tell an idle day from a gone account."""
+    from daily_profit.features.labels import LABEL_GRACE_DAYS
+    from daily_profit.trading_calendar import trading_calendar
+
+    return trading_calendar().longest_span_days() + LABEL_GRACE_DAYS
+
+
 FOLLOWERS: dict[str, int] = {
     "stg_accounts_daily": 0,
     "account_features_daily": 0,
-    "labels_next_day": 4,
+    "labels_next_session": _label_settle_days(),
     "daily_predictions": 0,
-    "prediction_outcomes": 4,
+    "prediction_outcomes": _label_settle_days(),
     "feature_drift": 0,
-    "model_performance": 4,
+    "model_performance": _label_settle_days(),
 }
 
 
