@@ -23,11 +23,11 @@ from daily_profit_tests.modeling.sandbox_frame import SandboxFrame
 
 
 def test_coverage_on_sandbox_test_days_is_within_88_92(trained: TrainResult) -> None:
-    """Default-size sandbox (~2,000 test rows over ~23 days): the issue's 88-92% band."""
+    """Default-size sandbox (~1,500 test rows over ~17 sessions): the issue's 88-92% band."""
     tp = trained.test_predictions
     y = tp["net_profit_next_session"].to_numpy()
     coverage = float(np.mean((y >= tp["p05"].to_numpy()) & (y <= tp["p95"].to_numpy())))
-    assert y.size > 1_500
+    assert y.size > 1_200
     assert 0.88 <= coverage <= 0.92, coverage
 
 
