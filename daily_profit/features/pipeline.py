@@ -23,7 +23,7 @@ start=, end=)``
       ``raw_regimes_daily`` for [``required_history_start(start)``, end];
     - ``raw_trades_open`` for [start, end] (only D's own snapshot is used).
 
-``build_labels(staging, metrics_daily, start=, end=, available_through=None)``
+``build_labels(staging, metrics_daily, start=, end=, available_through=None, calendar=None)``
     - ``stg_accounts_daily`` for [start, end];
     - ``raw_metrics_daily`` for [start + 1, ``label_horizon_end(end)``].
 
@@ -57,6 +57,7 @@ from daily_profit.features.grid import (
     build_grid,
 )
 from daily_profit.features.labels import LABEL_GRACE_DAYS, build_labels, label_horizon_end
+from daily_profit.trading_calendar import TradingCalendar, trading_calendar
 
 __all__ = [
     "FEATURE_HISTORY_DAYS",
@@ -111,7 +112,8 @@ FEATURE_INPUTS: Final = {
 }  # fmt: skip
 LABEL_INPUTS: Final = {
     "metrics_daily": (
-        "date", "account_id", "status", "net_profit", "current_equity", "prior_days_balance",
+        "date", "account_id", "status", "net_profit", "current_equity", "current_balance",
+        "prior_days_balance",
     ),
 }  # fmt: skip
 # What staging's cumulative state needs of the days before a range (``staging.cumulative_state``).
@@ -303,18 +305,27 @@ def labels_in_chunks(
     chunks: Sequence[tuple[dt.date, dt.date]],
     *,
     available_through: dt.date | None,
+    calendar: TradingCalendar | None = None,
 ) -> Iterator[tuple[dt.date, dt.date, pl.DataFrame]]:
     """``build_labels`` of each chunk, as (first day, last day, labels): each chunk reads its
-    staging rows and ``raw_metrics_daily`` from the day after ``first`` to its horizon."""
+    staging rows up to its last span's end - 1 (the rules judge every day of a span) and
+    ``raw_metrics_daily`` from the day after ``first`` to its horizon."""
+    calendar = calendar or trading_calendar()
     for first, last in chunks:
-        stg = read("stg_accounts_daily", first, last, ())
+        span_end = calendar.target_span(last)[1]
+        stg = read("stg_accounts_daily", first, span_end - dt.timedelta(days=1), ())
         following = read(
             "raw_metrics_daily",
             first + dt.timedelta(days=1),
-            label_horizon_end(last),
+            label_horizon_end(last, calendar),
             LABEL_INPUTS["metrics_daily"],
         )
         labels = build_labels(
-            stg, following, start=first, end=last, available_through=available_through
+            stg,
+            following,
+            start=first,
+            end=last,
+            available_through=available_through,
+            calendar=calendar,
         )
         yield first, last, labels

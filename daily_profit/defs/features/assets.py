@@ -34,6 +34,7 @@ from daily_profit.features.pipeline import (
     labels_in_chunks,
     staging_in_chunks,
 )
+from daily_profit.trading_calendar import trading_calendar
 from daily_profit.warehouse.desk import refresh_summary
 from daily_profit.warehouse.io import Warehouse
 
@@ -42,8 +43,11 @@ FEATURES_GROUP = "features"
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 LOOKBACK = dg.TimeWindowPartitionMapping(start_offset=-FEATURE_HISTORY_DAYS)
+# A label of D reads its target span (up to the next session) and the grace days after it.
 NEXT_DAYS = dg.TimeWindowPartitionMapping(
-    start_offset=1, end_offset=1 + LABEL_GRACE_DAYS, allow_nonexistent_upstream_partitions=True
+    start_offset=1,
+    end_offset=trading_calendar().longest_span_days() + LABEL_GRACE_DAYS,
+    allow_nonexistent_upstream_partitions=True,
 )
 
 
@@ -258,28 +262,33 @@ def account_features_daily(
     kinds={"polars", "sql"},
     tags={"layer": "features"},
 )
-def labels_next_day(
+def labels_next_session(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
-    """What the model learns to predict, for feature day D: the account's net profit on D+1
-    and whether it breached on D+1 (the API's status, cross-checked against the plan rules on
-    end-of-day equity). A missing D+1 row is an idle day when the account shows up again later
-    (net profit 0, no breach), a gone account when it never does (no label, left out of
-    training), and pending while D+1 has not been ingested yet: see label_status."""
+    """What the model learns to predict, for each trading session D (no rows for the other
+    days): the account's net profit from the day after D up to and including the next session
+    (Friday: Saturday + Sunday + Monday; `target_start`..`target_end`) and whether it breached
+    in that span (the API's status, cross-checked against the plan rules on end-of-day equity).
+    A day of the span without a row counts as idle (0) when the balance proves it, leaves the
+    label unknown when the balance moved, and the label is pending until the span's last day
+    has been ingested: see label_status. The sessions come from the trading calendar
+    (DAILY_PROFIT_TRADING_WEEKDAYS, DAILY_PROFIT_TRADING_HOLIDAYS)."""
     started = time.perf_counter()
     start, end, days = _range(context)
     store = warehouse.get()
-    loaded = store.partition_row_counts("raw_metrics_daily", start, label_horizon_end(end))
+    calendar = trading_calendar()
+    horizon = label_horizon_end(end, calendar)
+    loaded = store.partition_row_counts("raw_metrics_daily", start, horizon)
     available_through = max(loaded) if loaded else None
     # A target day that failed its audit is a hole, not an idle day: its labels wait.
     usable, blocked = _usable(store, days, guards.label_requirements())
-    written = _Written(store, "labels_next_day", context.run.run_id)
+    written = _Written(store, "labels_next_session", context.run.run_id)
     evaluations: list[dg.AssetCheckEvaluation] = []
     status_counts: dict[str, int] = {}
     usable_labels = 0
     chunks = chunk_ranges(loaded, start, end, get_settings().features_chunk_account_days)
     for first, last, frame in labels_in_chunks(
-        _reader(store), chunks, available_through=available_through
+        _reader(store), chunks, available_through=available_through, calendar=calendar
     ):
         chunk_usable = _within(usable, first, last)
         frame = _only(frame, chunk_usable)
@@ -294,6 +303,8 @@ def labels_next_day(
     yield dg.MaterializeResult(
         metadata={
             **written.metadata(),
+            "trading_calendar": calendar.description,
+            "sessions": sum(calendar.is_session(d) for d in days),
             "label_status": dg.MetadataValue.json(dict(sorted(status_counts.items()))),
             "usable_labels": usable_labels,
             **guards.guard_metadata(blocked),
@@ -301,7 +312,7 @@ def labels_next_day(
             "preview": written.preview(),
         }
     )
-    yield from targeted(context, guards.guard_evaluations("labels_next_day", days, blocked))
+    yield from targeted(context, guards.guard_evaluations("labels_next_session", days, blocked))
     yield from targeted(context, evaluations)
 
 
@@ -338,6 +349,6 @@ guard_checks = guards.declared_guard_checks()
 feature_assets = [
     stg_accounts_daily,
     account_features_daily,
-    labels_next_day,
+    labels_next_session,
     account_performance_summary,
 ]
