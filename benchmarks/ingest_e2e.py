@@ -121,9 +121,19 @@ class Sandbox:
 
 @contextlib.contextmanager
 def sandbox_process(
-    accounts: int, days: int, seed: int, *, rate_limited: bool, log_dir: Path
+    accounts: int,
+    days: int,
+    seed: int,
+    *,
+    rate_limited: bool,
+    log_dir: Path,
+    start_date: dt.date | None = None,
+    write_dir: Path | None = None,
 ) -> Iterator[Sandbox]:
-    """``python -m daily_profit.sandbox`` on a free port; yields once /_sandbox/info answers."""
+    """``python -m daily_profit.sandbox`` on a free port; yields once /_sandbox/info answers.
+
+    ``start_date``: its first simulated day (default the sandbox's); ``write_dir``: where it
+    writes its plans export (``plans.csv``), for a platform reading the sandbox as a real API."""
     port = _free_port()
     args = [
         sys.executable, "-m", "daily_profit.sandbox", "--accounts", str(accounts),
@@ -132,6 +142,10 @@ def sandbox_process(
     ]  # fmt: skip
     if not rate_limited:
         args.append("--no-rate-limit")
+    if start_date is not None:
+        args += ["--start-date", start_date.isoformat()]
+    if write_dir is not None:
+        args += ["--write-dir", str(write_dir)]
     log_path = log_dir / f"sandbox_{port}.log"
     started = time.perf_counter()
     with log_path.open("wb") as out:

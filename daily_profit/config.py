@@ -220,6 +220,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Days with outcomes the 28-session window needs before decay is judged.",
     )
+    features_chunk_account_days: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Account-days of raw_metrics_daily staging, features and labels compute "
+        "and write at once in a range run (whole days, at least one): a year's backfill or a "
+        "nightly tick of a large firm holds one chunk and its lookback in memory, never the "
+        "whole history.",
+    )
     sandbox_seed: int = 7
     sandbox_port: int = 8765
     sandbox_accounts: int = 300

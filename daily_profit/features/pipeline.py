@@ -29,13 +29,20 @@ start=, end=)``
 
 Rows dated outside those ranges may be passed and are ignored: nothing dated after D reaches a
 feature of D (``daily_profit_tests/features/test_point_in_time.py`` proves it).
+
+At firm scale a range is computed in bounded chunks of whole days (``chunk_ranges``; the
+``*_in_chunks`` generators read each chunk with only the lookback it needs through a ``Reader``
+and carry staging's cumulative state from chunk to chunk), so memory follows the chunk size,
+not the length of the history. The chunked results equal the one-pass ones
+(``daily_profit_tests/features/test_chunks.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
+from typing import Final, TypeAlias
 
 import numpy as np
 import polars as pl
@@ -50,6 +57,7 @@ from daily_profit.features.grid import (
     build_grid,
 )
 from daily_profit.features.labels import LABEL_GRACE_DAYS, build_labels, label_horizon_end
+from daily_profit.trading_calendar import TradingCalendar, trading_calendar
 
 __all__ = [
     "FEATURE_HISTORY_DAYS",
@@ -57,11 +65,16 @@ __all__ = [
     "LABEL_GRACE_DAYS",
     "LABEL_INPUTS",
     "STAGING_INPUTS",
+    "Reader",
     "build_features",
     "build_labels",
     "build_staging",
+    "chunk_ranges",
+    "features_in_chunks",
     "label_horizon_end",
+    "labels_in_chunks",
     "required_history_start",
+    "staging_in_chunks",
 ]
 
 # The longest window covers D and the MAX_WINDOW_DAYS - 1 days before it; its drawdown also
@@ -103,6 +116,15 @@ LABEL_INPUTS: Final = {
         "prior_days_balance",
     ),
 }  # fmt: skip
+# What staging's cumulative state needs of the days before a range (``staging.cumulative_state``).
+STATE_INPUTS: Final = (
+    "date", "account_id", "current_equity", "starting_balance", "num_trades", "todays_payouts",
+)  # fmt: skip
+
+# Rows of a table (``raw_metrics_daily``, ``stg_accounts_daily``, ...) dated in [first, last],
+# only the given columns (none given: all of them): the warehouse's ``read_partitions`` in the
+# assets, a filter in tests.
+Reader: TypeAlias = Callable[[str, dt.date, dt.date, Sequence[str]], pl.DataFrame]
 
 
 def required_history_start(start: dt.date) -> dt.date:
@@ -199,3 +221,111 @@ def build_features(
         [keys, acct, rule, pnl, beh, expo, regime, mkt, cal], how="horizontal"
     ).with_columns(pl.lit(feature_set_version()).alias("feature_set_version"))
     return out.select(output_columns()).cast(dict(output_schema()))
+
+
+def chunk_ranges(
+    rows_per_day: Mapping[dt.date, int], start: dt.date, end: dt.date, max_rows: int
+) -> list[tuple[dt.date, dt.date]]:
+    """[start, end] cut into consecutive ranges of whole days of at most ``max_rows`` rows each.
+
+    ``rows_per_day``: rows of each day (a day not listed counts as 0). A day bigger than
+    ``max_rows`` is a chunk of its own: a chunk never splits a day.
+    """
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    ranges: list[tuple[dt.date, dt.date]] = []
+    first, rows, day = start, 0, start
+    while day <= end:
+        n = rows_per_day.get(day, 0)
+        if day > first and rows + n > max_rows:
+            ranges.append((first, day - dt.timedelta(days=1)))
+            first, rows = day, 0
+        rows += n
+        day += dt.timedelta(days=1)
+    if start <= end:
+        ranges.append((first, end))
+    return ranges
+
+
+def staging_in_chunks(
+    read: Reader,
+    plans: pl.DataFrame,
+    accounts: pl.DataFrame,
+    chunks: Sequence[tuple[dt.date, dt.date]],
+    *,
+    history: Sequence[tuple[dt.date, dt.date]] = (),
+) -> Iterator[tuple[dt.date, dt.date, pl.DataFrame]]:
+    """``build_staging`` of each chunk, as (first day, last day, rows).
+
+    ``history``: consecutive ranges covering every day before the first chunk (from the first
+    partition on); only ``STATE_INPUTS`` are read of them, folded into the cumulative state one
+    range at a time. The state then carries from chunk to chunk, so each chunk reads only its
+    own days of ``raw_metrics_daily``. ``chunks`` must follow each other without gaps.
+    """
+    state: pl.DataFrame | None = None
+    for first, last in history:
+        rows = read("raw_metrics_daily", first, last, STATE_INPUTS)
+        state = staging.cumulative_state(rows, through=last, prior_state=state)
+    for first, last in chunks:
+        rows = read("raw_metrics_daily", first, last, staging.METRICS_DAILY_COLUMNS)
+        yield (
+            first,
+            last,
+            build_staging(rows, plans, accounts, start=first, end=last, prior_state=state),
+        )
+        state = staging.cumulative_state(rows, through=last, prior_state=state)
+
+
+def features_in_chunks(
+    read: Reader, chunks: Sequence[tuple[dt.date, dt.date]]
+) -> Iterator[tuple[dt.date, dt.date, pl.DataFrame, pl.DataFrame]]:
+    """``build_features`` of each chunk, as (first day, last day, staging rows, features).
+
+    Each chunk reads its staging rows and the raw tables from ``required_history_start(first)``
+    (``raw_trades_open`` from ``first``): the lookback the features need, nothing older.
+    """
+    for first, last in chunks:
+        since = required_history_start(first)
+        stg = read("stg_accounts_daily", first, last, ())
+        features = build_features(
+            stg,
+            read("raw_metrics_daily", since, last, FEATURE_INPUTS["metrics_daily"]),
+            read("raw_metrics_hourly", since, last, FEATURE_INPUTS["metrics_hourly"]),
+            read("raw_trades_closed", since, last, FEATURE_INPUTS["trades_closed"]),
+            read("raw_trades_open", first, last, FEATURE_INPUTS["trades_open"]),
+            read("raw_regimes_daily", since, last, FEATURE_INPUTS["regimes_daily"]),
+            start=first,
+            end=last,
+        )
+        yield first, last, stg, features
+
+
+def labels_in_chunks(
+    read: Reader,
+    chunks: Sequence[tuple[dt.date, dt.date]],
+    *,
+    available_through: dt.date | None,
+    calendar: TradingCalendar | None = None,
+) -> Iterator[tuple[dt.date, dt.date, pl.DataFrame]]:
+    """``build_labels`` of each chunk, as (first day, last day, labels): each chunk reads its
+    staging rows up to its last span's end - 1 (the rules judge every day of a span) and
+    ``raw_metrics_daily`` from the day after ``first`` to its horizon."""
+    calendar = calendar or trading_calendar()
+    for first, last in chunks:
+        span_end = calendar.target_span(last)[1]
+        stg = read("stg_accounts_daily", first, span_end - dt.timedelta(days=1), ())
+        following = read(
+            "raw_metrics_daily",
+            first + dt.timedelta(days=1),
+            label_horizon_end(last, calendar),
+            LABEL_INPUTS["metrics_daily"],
+        )
+        labels = build_labels(
+            stg,
+            following,
+            start=first,
+            end=last,
+            available_through=available_through,
+            calendar=calendar,
+        )
+        yield first, last, labels

@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from daily_profit.api.client import RiskApiClient
 from daily_profit.defs.features.assets import feature_assets, guard_checks
@@ -208,3 +209,39 @@ def test_the_desk_summary_refreshes_after_the_features(loaded_warehouse):
     frame = refresh_summary(store)
     row = frame.filter(frame["account_id"] == one)
     assert abs(row["lifetime_net_profit"][0] - lifetime) < 0.01
+
+
+def test_a_range_in_small_chunks_writes_what_one_chunk_writes(loaded_warehouse, settings_env):
+    """The range run at firm scale: chunks of a few days each write the same tables, with the
+    same per-day check results, as the whole range at once."""
+    store = loaded_warehouse
+    tables = ("stg_accounts_daily", "account_features_daily", "labels_next_session")
+    written, checked = {}, {}
+    for chunk_account_days in (10**9, 100):  # ~2 days of this firm per chunk
+        settings_env(features_chunk_account_days=chunk_account_days)
+        result = dg.materialize(
+            feature_assets[:3],
+            resources={"warehouse": WarehouseResource(url=store.url)},
+            instance=dg.DagsterInstance.ephemeral(),
+            tags={
+                "dagster/asset_partition_range_start": FIRST_FEATURE_DAY.isoformat(),
+                "dagster/asset_partition_range_end": LAST_FEATURE_DAY.isoformat(),
+            },
+        )
+        assert result.success
+        written[chunk_account_days] = {
+            t: store.read_partitions(t, FIRST_FEATURE_DAY, LAST_FEATURE_DAY) for t in tables
+        }
+        checked[chunk_account_days] = sorted(
+            (str(e.asset_key), e.check_name, e.partition, e.passed)
+            for e in result.get_asset_check_evaluations()
+        )
+        chunks = {
+            str(e.asset_key): e.metadata["chunks"].value
+            for e in result.get_asset_materialization_events()
+            for e in [e.materialization]
+        }
+        assert (chunks["AssetKey(['account_features_daily'])"] > 3) == (chunk_account_days == 100)
+    for table in tables:
+        assert_frame_equal(written[100][table], written[10**9][table])
+    assert checked[100] == checked[10**9]

@@ -1,8 +1,11 @@
 """Staging, features and labels: from the raw layer to what the model learns from.
 
-Each asset computes a whole range of days in one vectorised pass (single-run backfills: a year
-is one run that reads each raw partition once, not 365 runs re-reading overlapping lookbacks),
-writes the range in one transaction, and still records every day's own check results.
+Each asset computes a whole range of days in one run (single-run backfills: a year is one run,
+not 365 runs re-reading overlapping lookbacks), vectorised over chunks of whole days of at most
+``features_chunk_account_days`` account-days (``pipeline.chunk_ranges``): each chunk reads its
+days with only the lookback it needs, is written (one transaction per chunk) and dropped before
+the next, so memory follows the chunk, not the history or the firm's size over a year. Every
+day still records its own check results.
 """
 
 import datetime as dt
@@ -24,11 +27,12 @@ from daily_profit.features.catalog import catalog, feature_set_version
 from daily_profit.features.pipeline import (
     FEATURE_HISTORY_DAYS,
     LABEL_GRACE_DAYS,
-    build_features,
-    build_labels,
-    build_staging,
+    Reader,
+    chunk_ranges,
+    features_in_chunks,
     label_horizon_end,
-    required_history_start,
+    labels_in_chunks,
+    staging_in_chunks,
 )
 from daily_profit.trading_calendar import trading_calendar
 from daily_profit.warehouse.desk import refresh_summary
@@ -45,26 +49,6 @@ NEXT_DAYS = dg.TimeWindowPartitionMapping(
     end_offset=trading_calendar().longest_span_days() + LABEL_GRACE_DAYS,
     allow_nonexistent_upstream_partitions=True,
 )
-LABEL_COLUMNS = [
-    "account_id",
-    "date",
-    "status",
-    "net_profit",
-    "current_equity",
-    "current_balance",
-    "prior_days_balance",
-]
-FEATURE_METRICS_COLUMNS = [
-    "account_id",
-    "login",
-    "platform",
-    "broker",
-    "date",
-    "net_profit",
-    "num_trades",
-    "starting_balance",
-]
-FEATURE_HOURLY_COLUMNS = ["account_id", "date", "hour", "num_trades"]
 
 
 def _range(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date, list[dt.date]]:
@@ -84,23 +68,66 @@ def _only(frame: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
     return frame.filter(pl.col("date").is_in(days)) if frame.height else frame
 
 
-def _write(
-    store: Warehouse, table: str, frame: pl.DataFrame, days: list[dt.date], run_id: str
-) -> dict[str, object]:
-    if not days:
-        return {"rows": 0, "days": 0}
-    written = store.replace_partitions(table, frame, dates=days, run_id=run_id)
-    return {
-        "rows": written.total_rows,
-        "days": len(days),
-        "first_day": days[0].isoformat(),
-        "last_day": days[-1].isoformat(),
-        "accounts": frame["account_id"].n_unique() if frame.height else 0,
-        # One checksum per day would flood the UI on a year's backfill: the range's digest of
-        # the per-day checksums (each is in the warehouse's partition_loads table).
-        "checksum": written.checksums[days[-1]] if len(days) == 1 else _digest(written.checksums),
-        "write_s": round(written.seconds, 3),
-    }
+def _reader(store: Warehouse) -> Reader:
+    def read(table: str, first: dt.date, last: dt.date, columns) -> pl.DataFrame:
+        return store.read_partitions(table, first, last, columns=list(columns) or None)
+
+    return read
+
+
+def _chunks(store: Warehouse, first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """[first, last] in chunks sized by the account-days of raw_metrics_daily they hold."""
+    rows_per_day = store.partition_row_counts("raw_metrics_daily", first, last)
+    return chunk_ranges(rows_per_day, first, last, get_settings().features_chunk_account_days)
+
+
+def _within(days: list[dt.date], first: dt.date, last: dt.date) -> list[dt.date]:
+    return [d for d in days if first <= d <= last]
+
+
+class _Written:
+    """What the chunks of a range run wrote, gathered for the materialisation's metadata."""
+
+    def __init__(self, store: Warehouse, table: str, run_id: str) -> None:
+        self.store, self.table, self.run_id = store, table, run_id
+        self.rows, self.seconds, self.chunks = 0, 0.0, 0
+        self.days: list[dt.date] = []
+        self.checksums: dict = {}
+        self.accounts: set[str] = set()
+        self.last_frame: pl.DataFrame | None = None
+
+    def write(self, frame: pl.DataFrame, days: list[dt.date]) -> None:
+        self.chunks += 1
+        if frame.height:
+            self.last_frame = frame.head(10)
+            self.accounts.update(frame["account_id"].unique().to_list())
+        if not days:
+            return
+        written = self.store.replace_partitions(self.table, frame, dates=days, run_id=self.run_id)
+        self.rows += written.total_rows
+        self.seconds += written.seconds
+        self.days.extend(days)
+        self.checksums.update(written.checksums)
+
+    def metadata(self) -> dict[str, object]:
+        if not self.days:
+            return {"rows": 0, "days": 0, "chunks": self.chunks}
+        days = self.days
+        return {
+            "rows": self.rows,
+            "days": len(days),
+            "first_day": days[0].isoformat(),
+            "last_day": days[-1].isoformat(),
+            "accounts": len(self.accounts),
+            # One checksum per day would flood the UI on a year's backfill: the range's digest
+            # of the per-day checksums (each is in the warehouse's partition_loads table).
+            "checksum": self.checksums[days[-1]] if len(days) == 1 else _digest(self.checksums),
+            "write_s": round(self.seconds, 3),
+            "chunks": self.chunks,
+        }
+
+    def preview(self) -> dg.MetadataValue:
+        return preview(self.last_frame if self.last_frame is not None else pl.DataFrame())
 
 
 def _digest(checksums: dict) -> str:
@@ -129,31 +156,39 @@ def stg_accounts_daily(
     start, end, days = _range(context)
     store = warehouse.get()
     usable, blocked = _usable(store, days, guards.staging_requirements())
-    history = store.read_partitions(
-        "raw_metrics_daily",
-        get_settings().start_date,
-        end,
-        columns=list(staging_core.METRICS_DAILY_COLUMNS),
+    first_partition = get_settings().start_date
+    # The days before the range only feed the cumulative state, read a chunk at a time.
+    history = (
+        _chunks(store, first_partition, start - dt.timedelta(days=1))
+        if start > first_partition
+        else []
     )
-    frame = build_staging(
-        history,
+    written = _Written(store, "stg_accounts_daily", context.run.run_id)
+    evaluations: list[dg.AssetCheckEvaluation] = []
+    for first, last, frame in staging_in_chunks(
+        _reader(store),
         store.read_table("raw_plans"),
-        store.read_table("raw_metrics_alltime"),
-        start=start,
-        end=end,
-    )
-    frame = _only(frame, usable)
-    meta = _write(store, "stg_accounts_daily", frame, usable, context.run.run_id)
+        store.read_table(
+            "raw_metrics_alltime", columns=["account_id", *staging_core.MASTER_STATIC_COLUMNS]
+        ),
+        _chunks(store, start, end),
+        history=history,
+    ):
+        chunk_usable = _within(usable, first, last)
+        frame = _only(frame, chunk_usable)
+        written.write(frame, chunk_usable)
+        evaluations.extend(checks.staging_evaluations(frame, chunk_usable))
     yield dg.MaterializeResult(
         metadata={
-            **meta,
+            **written.metadata(),
+            "history_chunks": len(history),
             **guards.guard_metadata(blocked),
             "duration_s": round(time.perf_counter() - started, 3),
-            "preview": preview(frame),
+            "preview": written.preview(),
         }
     )
     yield from targeted(context, guards.guard_evaluations("stg_accounts_daily", days, blocked))
-    yield from targeted(context, checks.staging_evaluations(frame, usable))
+    yield from targeted(context, evaluations)
 
 
 @dg.asset(
@@ -184,44 +219,36 @@ def account_features_daily(
     start, end, days = _range(context)
     store = warehouse.get()
     usable, blocked = _usable(store, days, guards.feature_requirements())
-    history_start = required_history_start(start)
-    stg = store.read_partitions("stg_accounts_daily", start, end)
-    frame = build_features(
-        stg,
-        store.read_partitions(
-            "raw_metrics_daily", history_start, end, columns=FEATURE_METRICS_COLUMNS
-        ),
-        store.read_partitions(
-            "raw_metrics_hourly", history_start, end, columns=FEATURE_HOURLY_COLUMNS
-        ),
-        store.read_partitions("raw_trades_closed", history_start, end),
-        store.read_partitions("raw_trades_open", start, end),
-        store.read_partitions("raw_regimes_daily", history_start, end),
-        start=start,
-        end=end,
-    )
-    frame = _only(frame, usable)
-    stg = _only(stg, usable)
-    meta = _write(store, "account_features_daily", frame, usable, context.run.run_id)
+    written = _Written(store, "account_features_daily", context.run.run_id)
+    evaluations: list[dg.AssetCheckEvaluation] = []
+    for first, last, stg, frame in features_in_chunks(_reader(store), _chunks(store, start, end)):
+        chunk_usable = _within(usable, first, last)
+        frame = _only(frame, chunk_usable)
+        written.write(frame, chunk_usable)
+        # The trailing days of the null-share check include the chunks written before this one.
+        trailing = store.read_partitions(
+            "account_features_daily",
+            first - dt.timedelta(days=checks.NULL_SHARE_TRAILING_DAYS),
+            first - dt.timedelta(days=1),
+        )
+        evaluations.extend(
+            checks.feature_evaluations(frame, _only(stg, chunk_usable), trailing, chunk_usable)
+        )
+    elapsed = time.perf_counter() - started
     yield dg.MaterializeResult(
         metadata={
-            **meta,
+            **written.metadata(),
             **guards.guard_metadata(blocked),
             "feature_set_version": feature_set_version(),
             "features": len(catalog()),
             "catalog": dg.MetadataValue.md(checks.catalog_markdown()),
-            "duration_s": round(time.perf_counter() - started, 3),
-            "account_days_per_s": round(frame.height / max(time.perf_counter() - started, 1e-9)),
-            "preview": preview(frame),
+            "duration_s": round(elapsed, 3),
+            "account_days_per_s": round(written.rows / max(elapsed, 1e-9)),
+            "preview": written.preview(),
         }
     )
-    trailing = store.read_partitions(
-        "account_features_daily",
-        start - dt.timedelta(days=checks.NULL_SHARE_TRAILING_DAYS),
-        start - dt.timedelta(days=1),
-    )
     yield from targeted(context, guards.guard_evaluations("account_features_daily", days, blocked))
-    yield from targeted(context, checks.feature_evaluations(frame, stg, trailing, usable))
+    yield from targeted(context, evaluations)
 
 
 @dg.asset(
@@ -250,48 +277,43 @@ def labels_next_session(
     start, end, days = _range(context)
     store = warehouse.get()
     calendar = trading_calendar()
-    # Through the last span's end - 1: the rules hold each day to the floors of the day before.
-    stg = store.read_partitions(
-        "stg_accounts_daily", start, calendar.target_span(end)[1] - dt.timedelta(days=1)
-    )
     horizon = label_horizon_end(end, calendar)
-    next_days = store.read_partitions(
-        "raw_metrics_daily", start + dt.timedelta(days=1), horizon, columns=LABEL_COLUMNS
-    )
     loaded = store.partition_row_counts("raw_metrics_daily", start, horizon)
     available_through = max(loaded) if loaded else None
     # A target day that failed its audit is a hole, not an idle day: its labels wait.
     usable, blocked = _usable(store, days, guards.label_requirements())
-    frame = build_labels(
-        stg,
-        next_days,
-        start=start,
-        end=end,
-        available_through=available_through,
-        calendar=calendar,
-    )
-    frame = _only(frame, usable)
-    meta = _write(store, "labels_next_session", frame, usable, context.run.run_id)
-    status_counts = frame.group_by("label_status").len().sort("label_status")
+    written = _Written(store, "labels_next_session", context.run.run_id)
+    evaluations: list[dg.AssetCheckEvaluation] = []
+    status_counts: dict[str, int] = {}
+    usable_labels = 0
+    chunks = chunk_ranges(loaded, start, end, get_settings().features_chunk_account_days)
+    for first, last, frame in labels_in_chunks(
+        _reader(store), chunks, available_through=available_through, calendar=calendar
+    ):
+        chunk_usable = _within(usable, first, last)
+        frame = _only(frame, chunk_usable)
+        written.write(frame, chunk_usable)
+        for status, n in frame.group_by("label_status").len().iter_rows():
+            status_counts[str(status)] = status_counts.get(str(status), 0) + n
+        usable_labels += int(frame["label_available"].sum()) if frame.height else 0
+        features = store.read_partitions(
+            "account_features_daily", first, last, columns=["date", "account_id"]
+        )
+        evaluations.extend(checks.label_evaluations(frame, features, chunk_usable))
     yield dg.MaterializeResult(
         metadata={
-            **meta,
+            **written.metadata(),
             "trading_calendar": calendar.description,
             "sessions": sum(calendar.is_session(d) for d in days),
-            "label_status": dg.MetadataValue.json(
-                {str(k): v for k, v in status_counts.iter_rows()}
-            ),
-            "usable_labels": int(frame["label_available"].sum()) if frame.height else 0,
+            "label_status": dg.MetadataValue.json(dict(sorted(status_counts.items()))),
+            "usable_labels": usable_labels,
             **guards.guard_metadata(blocked),
             "duration_s": round(time.perf_counter() - started, 3),
-            "preview": preview(frame),
+            "preview": written.preview(),
         }
     )
-    features = store.read_partitions(
-        "account_features_daily", start, end, columns=["date", "account_id"]
-    )
     yield from targeted(context, guards.guard_evaluations("labels_next_session", days, blocked))
-    yield from targeted(context, checks.label_evaluations(frame, features, usable))
+    yield from targeted(context, evaluations)
 
 
 @dg.asset(
