@@ -9,6 +9,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from daily_profit.defs.column_schemas import with_column_schemas  # noqa: E402
+from daily_profit.defs.desk.assets import desk_assets  # noqa: E402
 from daily_profit.defs.features.assets import feature_assets, guard_checks  # noqa: E402
 from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
@@ -30,7 +31,9 @@ from daily_profit.defs.resources import build_resources  # noqa: E402
 
 defs = dg.Definitions(
     assets=with_column_schemas(
-        with_automation([*raw_assets, *feature_assets, *model_assets, *monitoring_assets])
+        with_automation(
+            [*raw_assets, *feature_assets, *model_assets, *monitoring_assets, *desk_assets]
+        )
     ),
     asset_checks=[
         *raw_checks,

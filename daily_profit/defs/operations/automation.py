@@ -110,6 +110,7 @@ FOLLOWERS: dict[str, int] = {
     "prediction_outcomes": 4,
     "feature_drift": 0,
     "model_performance": 4,
+    "desk_report": 0,
 }
 
 
