@@ -98,13 +98,18 @@ def changes(today: pl.DataFrame, yesterday: pl.DataFrame, top_n: int) -> pl.Data
     now = today.select([c for c in cols if c in today.columns])
     before = yesterday.select(
         "account_id",
+        (pl.col("trader") if "trader" in yesterday.columns else pl.lit(None, dtype=pl.String))
+        .cast(pl.String)
+        .alias("previous_trader"),
         pl.col("rank").alias("previous_rank"),
         pl.col("breach_probability").alias("previous_breach_probability"),
         pl.col("p05").alias("previous_p05"),
     )
     if "trader" not in now.columns:
         now = now.with_columns(pl.lit(None, dtype=pl.String).alias("trader"))
-    both = now.join(before, on="account_id", how="full", coalesce=True)
+    both = now.join(before, on="account_id", how="full", coalesce=True).with_columns(
+        pl.coalesce(pl.col("trader").cast(pl.String), "previous_trader").alias("trader")
+    )
     in_top = pl.col("rank").is_not_null() & (pl.col("rank") <= top_n)
     was_top = pl.col("previous_rank").is_not_null() & (pl.col("previous_rank") <= top_n)
     change = (

@@ -182,6 +182,7 @@ def build_report(
     outcome is ``day`` at the latest) and the open positions of ``day``.
     """
     chosen = desk_predictions(predictions)
+    traders = staging.select("date", "account_id", "trader")
     todays = chosen.filter(pl.col("date") == day)
     if todays.height == 0:
         raise ValueError(
@@ -189,11 +190,10 @@ def build_report(
         )
     yesterday = chosen.filter(pl.col("date") == day - dt.timedelta(days=1))
     staging_today = staging.filter(pl.col("date") == day)
-    with_trader = todays.join(
-        staging_today.select("account_id", "trader"), on="account_id", how="left"
+    ranked_today = ranking.ranked(todays.join(traders, on=["date", "account_id"], how="left"))
+    ranked_yesterday = ranking.ranked(
+        yesterday.join(traders, on=["date", "account_id"], how="left")
     )
-    ranked_today = ranking.ranked(with_trader)
-    ranked_yesterday = ranking.ranked(yesterday)
     changes = ranking.changes(ranked_today, ranked_yesterday, settings.top_n)
 
     history = scored_history(chosen.filter(pl.col("date") < day), labels, staging)
@@ -219,9 +219,9 @@ def build_report(
 
     # The check against the truth: the latest known out-of-sample days (the model's test days
     # and what came after), each simulated as the report of that day would have.
-    known = history.filter(~pl.col("in_sample"))
-    test_days = sorted(known["date"].unique().to_list())[-settings.backtest_days :]
-    backtest = firm_backtest(known, test_days, settings)
+    known = history.filter(~pl.col("in_sample"))["date"].unique().sort().to_list()
+    test_days = known[-settings.backtest_days :] if settings.backtest_days else []
+    backtest = firm_backtest(history, test_days, settings)
 
     positions, matched = exposure.open_positions(
         trades_open.filter(pl.col("trade_date") == day), staging_today, settings.symbol_classes

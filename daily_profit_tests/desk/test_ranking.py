@@ -58,6 +58,7 @@ def test_new_moved_and_left_with_their_reasons():
     assert "dist_daily_loss_pct (-420 USD)" in by["b"]["reason"]
     assert by["gone"]["change"] == "left" and by["gone"]["rank"] is None
     assert by["gone"]["reason"].startswith("not scored today")
+    assert by["gone"]["trader"] == "Tgone"  # from yesterday, when it is not scored today
     assert "d" not in by  # outside the top both days
     assert out["change"].to_list() == ["new", "new", "down", "left", "left"]
     assert by["c"]["trader"] == "Tc"
