@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from daily_profit.cli import _print_desk_report
 from daily_profit.config import get_settings
 from daily_profit.defs.desk.assets import desk_assets
 from daily_profit.defs.features.assets import feature_assets
@@ -95,7 +96,7 @@ def store(tmp_path_factory):
     warehouse.dispose()
 
 
-def test_desk_report_tables_figures_and_files(store, settings_env):
+def test_desk_report_tables_figures_and_files(store, settings_env, capsys):
     settings_env(desk_simulations=2_000, desk_backtest_simulations=500, desk_backtest_days=8)
     result = dg.materialize(
         desk_assets,
@@ -152,3 +153,10 @@ def test_desk_report_tables_figures_and_files(store, settings_env):
     summary = console_summary(DAY, tables)
     assert "firm net P&L" in summary and "ES95" in summary and "checked on 8 known days" in summary
     assert not [i for i in real_ids | traders if i in summary]
+
+    # The end of the main job: the top of the ranking and the firm summary, masked.
+    _print_desk_report(DAY)
+    printed = capsys.readouterr().out
+    assert "ten accounts most at risk" in printed and "firm net P&L" in printed
+    assert MASK_PREFIX in printed
+    assert not [i for i in real_ids | traders if i in printed]
