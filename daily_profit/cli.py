@@ -320,22 +320,29 @@ def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
                     )
                     step.advance(i)
                 step.done(f"model performance: the last {len(performance_days)} days with outcomes")
-            with progress.step(f"desk report ({days[-1]})") as step:
-                desk_report = defs.get_job_def("desk_report").execute_in_process(
-                    instance=instance,
-                    partition_key=days[-1].isoformat(),
-                    raise_on_error=False,
-                    run_config=QUIET_RUN_CONFIG,
-                )
-                step.done(f"desk report ({days[-1]}): {_status(desk_report)}")
-            _note_failure(desk_report, "desk report", problems)
+            # The latest day with predictions (the last day, unless a failed raw day held
+            # its predictions back).
+            desk_day = _latest_predicted_day(store, days)
+            if desk_day is not None:
+                with progress.step(f"desk report ({desk_day})") as step:
+                    desk_report = defs.get_job_def("desk_report").execute_in_process(
+                        instance=instance,
+                        partition_key=desk_day.isoformat(),
+                        raise_on_error=False,
+                        run_config=QUIET_RUN_CONFIG,
+                    )
+                    step.done(f"desk report ({desk_day}): {_status(desk_report)}")
+                _note_failure(desk_report, "desk report", problems)
             model_summary = _model_summary(model)
 
     failed_days = failed_raw_days(store, days)
     _print_raw_summary(store, days)
     _print_feature_summary(store, days)
     _say(model_summary)
-    _print_desk_report(days[-1])
+    if desk_day is None:
+        _say("\nno predictions were written: no desk report")
+    else:
+        _print_desk_report(desk_day)
     store.dispose()
     if failed_days:
         _say(
@@ -524,6 +531,11 @@ def _model_summary(result) -> str:
             if not check.passed:
                 lines.append("no version qualified as champion: predictions use the challenger")
     return "\n".join(lines)
+
+
+def _latest_predicted_day(store: Warehouse, days: list[dt.date]) -> dt.date | None:
+    counts = store.partition_row_counts("daily_predictions", days[0], days[-1])
+    return max((day for day, rows in counts.items() if rows), default=None)
 
 
 def _print_desk_report(day: dt.date) -> None:
