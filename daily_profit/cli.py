@@ -558,14 +558,11 @@ def _print_desk_report(day: dt.date) -> None:
             pl.col("breach_probability").round(3),
             pl.col("p05").round(0),
             pl.col("expected_net_profit").round(0),
-            "drivers",
+            pl.col("drivers").str.split("; ").list.first().alias("main_driver"),
         )
     )
     _say(f"\nthe ten accounts most at risk on {day + dt.timedelta(days=1)} (breach, then p05):")
-    with pl.Config(
-        tbl_rows=10, tbl_cols=10, tbl_width_chars=160, tbl_hide_dataframe_shape=True,
-        fmt_str_lengths=90,
-    ):  # fmt: skip
+    with pl.Config(tbl_rows=10, tbl_cols=10, tbl_width_chars=140, tbl_hide_dataframe_shape=True):
         _say(str(mask_identities(top)))
     _say("\n" + console_summary(day, tables))
     _say(f"(the tables with real account ids: {report_folder(get_settings().data_dir, day)})")
