@@ -6,7 +6,7 @@
 The raw layer is loaded first (untimed) into a scratch PostgreSQL database through the one
 write path, from the sandbox's records parsed as the ingestion parses them. Then the timed part
 is what a person launches from the UI: a backfill of the whole range of `stg_accounts_daily`,
-`account_features_daily` and `labels_next_day`, which their single-run backfill policy makes
+`account_features_daily` and `labels_next_session`, which their single-run backfill policy makes
 one run (`dg.materialize` with the range tags, as the backfill daemon submits it), including
 every day's check results. Floor: under 10 minutes (figure `features_year_backfill`, seconds).
 """

@@ -19,8 +19,11 @@ Figures (one JSON line each, benchmarks/_common.py):
 - ``ingest_e2e_postgres``: records landed per wall second, every day of the sandbox, allowance
   lifted (``--no-rate-limit``: the platform's own ceiling), into a brand-new migrated PostgreSQL
   database (admin URL from DAILY_PROFIT_BENCH_PG_ADMIN_URL, default
-  postgresql://postgres@127.0.0.1:5432/postgres), dropped at the end. Floor: >= 50,000
-  records/s (the replaced system claimed 15,000).
+  postgresql://postgres@127.0.0.1:5432/postgres), dropped at the end. Floor: >= 80,000
+  records/s (the replaced system claimed 15,000). With ``--baseline-rev REV`` the same
+  benchmark first runs on the code of that commit (``git archive`` into a temp folder, same
+  sizes, same interpreter and packages), and its figure is the ``baseline``: floor ratio >= 2
+  against the record-by-record client this path replaced (``--baseline-rev 6bfdcbf``).
 - ``ingest_e2e_sqlite``: the same into a migrated SQLite file in a temp folder.
 - ``ingest_rate_limited``: the same path under the contract's allowance: a second sandbox WITH
   its default limit (15 requests/s, bursts of 20), the client with ``SharedAllowance`` at 15/s,
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import multiprocessing
 import os
 import socket
@@ -77,7 +81,8 @@ from daily_profit.warehouse.records import parse_records
 
 ENDPOINT = TRADES_CLOSED.endpoint
 PAGE = MAX_PAGE_SIZE[ENDPOINT]
-FLOOR_RECORDS_PER_S = 50_000
+FLOOR_RECORDS_PER_S = 80_000
+FLOOR_RATIO_TO_BASELINE = 2.0
 FLOOR_ALLOWANCE_SHARE = 0.9
 ALLOWANCE_RECORDS_PER_S = CONTRACT_REQUESTS_PER_SECOND * PAGE  # 15,000
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -380,7 +385,34 @@ def _params(res: RunResult, extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_unlimited(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+def baseline_figure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """``ingest_e2e_postgres`` measured on the code of ``args.baseline_rev`` (same sizes)."""
+    tree = tmp / "baseline_tree"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "archive", "--format=tar", args.baseline_rev],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    command = [
+        sys.executable, "benchmarks/ingest_e2e.py", "--only", "postgres",
+        "--accounts", str(args.accounts), "--days", str(args.days), "--seed", str(args.seed),
+        "--day-workers", str(args.day_workers), "--mode", args.mode,
+    ]  # fmt: skip
+    log(f"baseline: {args.baseline_rev} in {tree}")
+    # The script puts its own tree first on sys.path (and the sandbox runs from it).
+    done = subprocess.run(command, cwd=tree, stdout=subprocess.PIPE, text=True)
+    for line in done.stdout.splitlines():
+        figure = json.loads(line)
+        if figure["name"] == "ingest_e2e_postgres":
+            return figure
+    raise RuntimeError(f"the baseline run printed no ingest_e2e_postgres: {done.stdout[-2000:]}")
+
+
+def run_unlimited(
+    args: argparse.Namespace, tmp: Path, baseline: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     lines = []
     size = {"accounts": args.accounts, "days_simulated": args.days, "seed": args.seed}
     with sandbox_process(
@@ -432,11 +464,13 @@ def run_unlimited(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 raise RuntimeError(f"{target}: {rows} rows in the table, {res.landed} landed")
             rate = res.landed / res.seconds
             log(f"  {target}: {res.landed:,} records in {res.seconds:.1f}s = {rate:,.0f}/s")
+            against = baseline if target == "postgres" else None
             lines.append(
                 report(
                     f"ingest_e2e_{target}",
                     rate,
                     "records/s",
+                    baseline=against["value"] if against else None,
                     params=_params(
                         res,
                         common
@@ -444,7 +478,15 @@ def run_unlimited(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                             "warehouse": target,
                             "loadavg_before": load_before,
                             "loadavg_after": load_after,
-                        },
+                        }
+                        | (
+                            {
+                                "baseline": f"the same benchmark at {args.baseline_rev}",
+                                "baseline_params": against["params"],
+                            }
+                            if against
+                            else {}
+                        ),
                     ),
                 )
             )
@@ -534,6 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["postgres", "sqlite", "rate"], action="append", help="repeatable"
     )
+    parser.add_argument(
+        "--baseline-rev",
+        help="commit whose ingest_e2e_postgres is measured first, as the baseline (git rev)",
+    )
     args = parser.parse_args(argv)
     # Many accounts: weekdays of ~20,000 trades (full pages); weekends ~2,000.
     default_size = (6_000, 14) if args.quick else (20_000, 60)
@@ -548,7 +594,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dp_ingest_e2e_") as tmp_name:
         tmp = Path(tmp_name)
         if args.targets:
-            for line in run_unlimited(args, tmp):
+            baseline = (
+                baseline_figure(args, tmp)
+                if args.baseline_rev and "postgres" in args.targets
+                else None
+            )
+            for line in run_unlimited(args, tmp, baseline):
                 if line["name"] == "ingest_e2e_postgres":
                     met = line["value"] >= FLOOR_RECORDS_PER_S
                     ok &= met
@@ -556,6 +607,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"floor: {line['value']:,.0f} records/s into PostgreSQL "
                         f"(>= {FLOOR_RECORDS_PER_S:,}): {'met' if met else 'NOT MET'}"
                     )
+                    if line["ratio"] is not None:
+                        met = line["ratio"] >= FLOOR_RATIO_TO_BASELINE
+                        ok &= met
+                        log(
+                            f"floor: {line['ratio']:.2f}x {args.baseline_rev} "
+                            f"(>= {FLOOR_RATIO_TO_BASELINE}x): {'met' if met else 'NOT MET'}"
+                        )
         if "rate" in only:
             line = run_rate_limited(args, tmp)
             met = line["ratio"] >= FLOOR_ALLOWANCE_SHARE

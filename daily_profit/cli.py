@@ -485,7 +485,7 @@ def _print_feature_summary(store: Warehouse, days: list[dt.date]) -> None:
     staged = sum(store.partition_row_counts("stg_accounts_daily", days[0], days[-1]).values())
     featured = sum(store.partition_row_counts("account_features_daily", days[0], days[-1]).values())
     labels = store.read_partitions(
-        "labels_next_day", days[0], days[-1], columns=["label_status", "label_available"]
+        "labels_next_session", days[0], days[-1], columns=["label_status", "label_available"]
     )
     _say(
         f"\nfeatures: {featured:,} live funded account-days x {len(catalog())} features "

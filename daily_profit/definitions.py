@@ -1,4 +1,6 @@
-"""The code location: every asset, check, job and resource of daily-profit, in one Definitions."""
+"""The code location: each layer declares its own definitions (``defs/<layer>/definitions.py``);
+this merges them and applies what spans the layers: the run order's automation conditions and
+freshness, the warehouse tables' column schemas, the jobs and the resources."""
 
 import warnings
 
@@ -8,42 +10,27 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from daily_profit.defs.column_schemas import with_column_schemas  # noqa: E402
-from daily_profit.defs.desk.assets import desk_assets  # noqa: E402
-from daily_profit.defs.features.assets import feature_assets, guard_checks  # noqa: E402
-from daily_profit.defs.features.checks import feature_checks  # noqa: E402
+from daily_profit.defs.column_schemas import with_column_schema  # noqa: E402
+from daily_profit.defs.desk.definitions import defs as desk_layer  # noqa: E402
+from daily_profit.defs.features.definitions import defs as feature_layer  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
-from daily_profit.defs.model.assets import model_assets, prediction_checks  # noqa: E402
-from daily_profit.defs.monitoring.assets import monitoring_assets  # noqa: E402
-from daily_profit.defs.monitoring.retrain import retrain_schedules, retrain_sensors  # noqa: E402
-from daily_profit.defs.operations.alerts import (  # noqa: E402
-    alert_sensor,
-    deadline_sensor,
-    predictions_by_deadline,
-)
-from daily_profit.defs.operations.automation import (  # noqa: E402
-    automation_sensor,
-    with_automation,
-)
-from daily_profit.defs.raw.assets import raw_assets  # noqa: E402
-from daily_profit.defs.raw.checks import raw_checks  # noqa: E402
+from daily_profit.defs.model.definitions import defs as model_layer  # noqa: E402
+from daily_profit.defs.monitoring.definitions import defs as monitoring_layer  # noqa: E402
+from daily_profit.defs.operations.automation import with_automation  # noqa: E402
+from daily_profit.defs.operations.definitions import defs as operations_layer  # noqa: E402
+from daily_profit.defs.raw.definitions import defs as raw_layer  # noqa: E402
 from daily_profit.defs.resources import build_resources  # noqa: E402
 
-defs = dg.Definitions(
-    assets=with_column_schemas(
-        with_automation(
-            [*raw_assets, *feature_assets, *model_assets, *monitoring_assets, *desk_assets]
-        )
-    ),
-    asset_checks=[
-        *raw_checks,
-        *feature_checks,
-        *guard_checks,
-        *prediction_checks,
-        predictions_by_deadline,
-    ],
-    jobs=jobs,
-    schedules=[*retrain_schedules],
-    sensors=[automation_sensor(), alert_sensor(), deadline_sensor(), *retrain_sensors],
-    resources=build_resources(),
+defs = (
+    dg.Definitions.merge(
+        raw_layer,
+        feature_layer,
+        model_layer,
+        monitoring_layer,
+        operations_layer,
+        desk_layer,
+        dg.Definitions(jobs=jobs, resources=build_resources()),
+    )
+    .map_asset_specs(func=with_automation)
+    .map_asset_specs(func=with_column_schema)
 )

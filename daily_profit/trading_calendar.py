@@ -116,6 +116,34 @@ class TradingCalendar:
         (the day after ``day``, the next session), both included."""
         return day + dt.timedelta(days=1), self.next_session(day)
 
+    def longest_span_days(self) -> int:
+        """The most days a target span covers on this calendar: the longest weekly gap between
+        sessions, or a longer one around a holiday (what a label of D may read after D)."""
+        plain = TradingCalendar(self.weekdays)
+        week = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(7)]
+        weekly = max((plain.target_span(d)[1] - d).days for d in week)
+        near_holidays = [
+            (self.target_span(d)[1] - d).days
+            for holiday in self.holidays
+            for d in (holiday - dt.timedelta(days=i) for i in range(1, 8))
+        ]
+        return max([weekly, *near_holidays])
+
+    def only_sessions(self, frame: pl.DataFrame, column: str = "date") -> pl.DataFrame:
+        """The rows of ``frame`` whose ``column`` is a session."""
+        sessions = [d for d in frame[column].unique().to_list() if self.is_session(d)]
+        return frame.filter(pl.col(column).is_in(sessions))
+
+    def with_spans(self, frame: pl.DataFrame, column: str = "date") -> pl.DataFrame:
+        """The rows of ``frame`` on sessions, with ``target_start`` and ``target_end`` of each."""
+        spans = self.span_table(frame[column].unique().to_list()).filter("is_session")
+        return frame.join(
+            spans.select(pl.col("date").alias(column), "target_start", "target_end"),
+            on=column,
+            how="inner",
+            maintain_order="left",
+        )
+
     def span_table(self, days: Iterable[dt.date]) -> pl.DataFrame:
         """``date``, ``is_session``, ``target_start``, ``target_end`` for each of ``days``: the
         vectorised form of ``target_span`` to join onto a frame of account-days."""

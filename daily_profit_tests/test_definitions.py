@@ -18,7 +18,7 @@ ASSETS = {
     "raw_regimes_daily",
     "stg_accounts_daily",
     "account_features_daily",
-    "labels_next_day",
+    "labels_next_session",
     "account_performance_summary",
     "profit_model",
     "daily_predictions",
@@ -64,7 +64,7 @@ def test_every_raw_daily_source_declares_its_blocking_checks():
         }
         assert {name for name, blocking in checks.items() if blocking} == BLOCKING_RAW, table
         assert checks["row_count_in_line"] is False
-    for layer in ("stg_accounts_daily", "account_features_daily", "labels_next_day"):
+    for layer in ("stg_accounts_daily", "account_features_daily", "labels_next_session"):
         key = dg.AssetCheckKey(dg.AssetKey(layer), "raw_inputs_published")
         assert graph.get(key).blocking
 
@@ -112,7 +112,7 @@ def test_the_desk_reads_what_each_prediction_and_outcome_column_means():
         "stg_accounts_daily",
         "daily_predictions",
         "prediction_outcomes",
-        "labels_next_day",
+        "labels_next_session",
     ):
         schema = graph.get(dg.AssetKey(key)).metadata["dagster/column_schema"]
         assert all(c.description for c in schema.columns), [

@@ -53,3 +53,9 @@ def test_calendar_from_settings(monkeypatch) -> None:
     cal = TradingCalendar.from_settings(Settings())
     assert cal.is_session(dt.date(2025, 1, 4))
     assert not cal.is_session(dt.date(2025, 1, 1))
+
+
+def test_longest_span_counts_weekends_and_holidays() -> None:
+    assert TradingCalendar().longest_span_days() == 3  # Friday -> Monday
+    assert TradingCalendar(holidays=frozenset({MON})).longest_span_days() == 4
+    assert TradingCalendar(weekdays=frozenset(range(7))).longest_span_days() == 1

@@ -12,6 +12,15 @@ conflicting copies the last served is kept and the others are handed back for th
 and, when what it kept falls short of the API's ``total``, re-reads with smaller pages, bounded
 in calls and time, to recover what offset paging skipped before declaring the shortfall.
 
+Given the record type of the contract's fields (``record_type``, Arrow types), pages are read
+from their bytes straight into columns by Arrow's JSON reader, with no Python object per record
+(``benchmarks/ingest_e2e.py``: building dicts was most of the client's CPU). The reader is
+strict: a value of another JSON type, a field the contract does not name, a field given twice,
+a record that is not an object, all refuse the page. Such a page, one whose nullable values
+cannot be told from absent fields, and a query whose natural keys repeat or fall short of the
+total are handled record by record, as below: the rare faulty page costs itself the decoding
+into dicts, and gets the same reasons, counts and quarantine.
+
 A page holding a ``NaN`` or ``Infinity`` literal is not JSON; it is decoded leniently and each
 record holding one comes back as a :class:`~daily_profit.served.FlaggedRecord`, so it costs only
 itself. An envelope without ``Data.data`` or ``Data.total`` is a permanent error.
@@ -23,7 +32,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -31,6 +40,10 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 import pybreaker
 from tenacity import (
     RetryCallState,
@@ -170,13 +183,21 @@ class CallStats:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of an endpoint: the records and the envelope's counters."""
+    """One page of an endpoint: the records and the envelope's counters.
+
+    A page read column-wise (``columns``: one Arrow column per contract field) has no
+    ``records``; :meth:`as_records` makes them when a query needs them one by one.
+    """
 
     records: list[dict[str, Any]]
     total: int | None
     skip: int
     limit: int
     count: int
+    columns: pa.Table | None = None
+
+    def as_records(self) -> list[Any]:
+        return self.records if self.columns is None else self.columns.to_pylist()
 
 
 @dataclass
@@ -186,13 +207,16 @@ class FetchResult:
     ``records`` holds one copy per natural key (the last served), ``superseded`` every other
     conflicting copy, for the quarantine: together they are everything served, identical
     repeats aside (``identical_duplicates``). Either may hold a
-    :class:`~daily_profit.served.FlaggedRecord` or a non-object the page served.
+    :class:`~daily_profit.served.FlaggedRecord` or a non-object the page served. When the
+    query was read column-wise from start to end (every page plain, no key repeated, nothing
+    short of the total), the records are in ``columns`` instead and ``records`` is empty.
     """
 
     endpoint: str
     params: dict[str, str]
     records: list[Any]
     total: int
+    columns: pa.Table | None = None
     identical_duplicates: int = 0
     conflicting_duplicates: int = 0
     # One entry per superseded copy: {"key": {field: value}, "kept": record, "dropped": record}.
@@ -208,14 +232,19 @@ class FetchResult:
     seconds: float = 0.0
 
     @property
+    def kept(self) -> int:
+        """One per natural key: the records landed or quarantined on their own merits."""
+        return self.columns.num_rows if self.columns is not None else len(self.records)
+
+    @property
     def served(self) -> int:
         """Records served, identical repeats not counted: kept plus superseded copies."""
-        return len(self.records) + len(self.superseded)
+        return self.kept + len(self.superseded)
 
     @property
     def shortfall(self) -> int:
         """Records the API said it had but paging never delivered (0 when complete)."""
-        return max(self.total - len(self.records), 0)
+        return max(self.total - self.kept, 0)
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
@@ -335,7 +364,12 @@ class RiskApiClient:
 
     # -- one request -----------------------------------------------------------------------------
 
-    def _attempt(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
+    def _attempt(
+        self,
+        endpoint: str,
+        params: Mapping[str, str],
+        record_type: pa.StructType | None = None,
+    ) -> dict[str, Any] | _ColumnPage:
         if self._limiter is not None:
             self._limiter.acquire()
         self.stats.add(calls=1)
@@ -358,6 +392,10 @@ class RiskApiClient:
                 params=params,
                 status_code=status,
             )
+        if status == 200 and record_type is not None:
+            read = _column_page(response.content, record_type)
+            if read is not None:
+                return read
         body = self._decode(response, endpoint, params)
         if status in TRANSIENT_STATUS:
             raise RiskApiTransientError(
@@ -403,9 +441,14 @@ class RiskApiClient:
                 status_code=response.status_code,
             ) from None
 
-    def _guarded_attempt(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
+    def _guarded_attempt(
+        self,
+        endpoint: str,
+        params: Mapping[str, str],
+        record_type: pa.StructType | None = None,
+    ) -> dict[str, Any] | _ColumnPage:
         try:
-            return self._breaker.call(self._attempt, endpoint, params)
+            return self._breaker.call(self._attempt, endpoint, params, record_type)
         except pybreaker.CircuitBreakerError:
             raise RiskApiCircuitOpen(
                 "circuit breaker open after repeated failures; failing fast",
@@ -425,11 +468,13 @@ class RiskApiClient:
         params: Mapping[str, str] | None = None,
         *,
         deadline: float | None = None,
-    ) -> dict[str, Any]:
+        record_type: pa.StructType | None = None,
+    ) -> dict[str, Any] | _ColumnPage:
         """GET one endpoint with retries; returns the decoded success envelope.
 
         ``deadline`` (``time.monotonic()``) ends the retries of a request that is part of a
-        larger budget (a whole query); the request's own budget applies too.
+        larger budget (a whole query); the request's own budget applies too. With
+        ``record_type``, a plain success page comes back as columns (:class:`_ColumnPage`).
         """
         params = dict(params or {})
         own = time.monotonic() + self._retry.max_total_seconds
@@ -446,7 +491,7 @@ class RiskApiClient:
             reraise=True,
         )
         try:
-            return retrying(self._guarded_attempt, endpoint, params)
+            return retrying(self._guarded_attempt, endpoint, params, record_type)
         except RiskApiRateLimited as exc:
             if stop.why is None:
                 raise
@@ -466,15 +511,22 @@ class RiskApiClient:
         skip: int = 0,
         limit: int | None = None,
         deadline: float | None = None,
+        record_type: pa.StructType | None = None,
     ) -> Page:
         """One page of ``endpoint`` at offset ``skip``, with the API's total.
 
         An envelope without a ``Data.data`` list or an integer ``Data.total`` (asked for with
-        ``include-total=1``) breaks the contract: a permanent error naming the call.
+        ``include-total=1``) breaks the contract: a permanent error naming the call. With
+        ``record_type``, a plain page is read into ``Page.columns`` (module docstring).
         """
         limit = limit or MAX_PAGE_SIZE.get(endpoint, 1000)
         query = {**(params or {}), "skip": str(skip), "limit": str(limit), "include-total": "1"}
-        body = self.request(endpoint, query, deadline=deadline)
+        body = self.request(endpoint, query, deadline=deadline, record_type=record_type)
+        if isinstance(body, _ColumnPage):
+            n = body.columns.num_rows
+            return Page(
+                records=[], total=body.total, skip=skip, limit=limit, count=n, columns=body.columns
+            )
         data = body.get("Data")
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise RiskApiPermanentError(
@@ -508,6 +560,7 @@ class RiskApiClient:
         concurrency: int = 4,
         recovery_passes: int | None = None,
         compare_fields: frozenset[str] | None = None,
+        record_type: pa.StructType | None = None,
     ) -> FetchResult:
         """Every record of a query: paged, de-duplicated, skipped records recovered if possible.
 
@@ -518,6 +571,10 @@ class RiskApiClient:
         ever smaller pages look for what was skipped, within the re-read bounds
         (``RereadSettings``; ``recovery_passes`` overrides its passes) and the query's time
         budget (``RetrySettings.fetch_budget_seconds``).
+
+        ``record_type`` (the contract's fields as an Arrow struct, ``SourceSpec.record_type``)
+        reads pages column-wise; the result then holds ``columns`` when the whole query was
+        plain (module docstring), and records as before otherwise.
         """
         started = time.perf_counter()
         deadline = time.monotonic() + self._retry.fetch_budget_seconds
@@ -528,20 +585,38 @@ class RiskApiClient:
         )
         dedup = _Deduplicator(NATURAL_KEYS[endpoint], FALLBACK_KEYS.get(endpoint), compare_fields)
 
-        first = self.get_page(endpoint, params, skip=0, limit=page_size, deadline=deadline)
+        first = self.get_page(
+            endpoint, params, skip=0, limit=page_size, deadline=deadline, record_type=record_type
+        )
         assert first.total is not None  # get_page refuses an envelope without it
         total = first.total
-        dedup.add_all(first.records)
+        pages = [first]
         self._page_through(
             endpoint,
             params,
-            dedup,
+            pages.append,
             page_size,
             total,
             first_skip=page_size,
             concurrency=concurrency,
             deadline=deadline,
+            record_type=record_type,
         )
+        columns = _distinct_columns(pages, dedup.key_fields, dedup.fallback_fields, total)
+        if columns is not None:
+            after = self.stats.snapshot()
+            return FetchResult(
+                endpoint=endpoint,
+                params=params,
+                records=[],
+                columns=columns,
+                total=total,
+                stats={k: after[k] - before[k] for k in after},
+                seconds=time.perf_counter() - started,
+            )
+        # Served-last, re-reads and flagged records are settled record by record.
+        for page in pages:
+            dedup.add_all(page.as_records())
 
         passes = 0
         kept_after_first_pass = dedup.kept
@@ -561,7 +636,7 @@ class RiskApiClient:
             self._page_through(
                 endpoint,
                 params,
-                dedup,
+                lambda page: dedup.add_all(page.records, rereading=True),
                 smaller,
                 total,
                 first_skip=0,
@@ -595,7 +670,7 @@ class RiskApiClient:
         self,
         endpoint: str,
         params: Mapping[str, str],
-        dedup: _Deduplicator,
+        add: Callable[[Page], None],
         page_size: int,
         total: int,
         *,
@@ -603,14 +678,21 @@ class RiskApiClient:
         concurrency: int,
         deadline: float,
         budget: _RereadBudget | None = None,
+        record_type: pa.StructType | None = None,
     ) -> None:
+        """Fetch the pages from ``first_skip`` on and hand each to ``add``, in offset order."""
         offsets = list(range(first_skip, total, page_size))
         rereading = budget is not None
 
-        def fetch(skip: int) -> list[Any]:
+        def fetch(skip: int) -> Page:
             return self.get_page(
-                endpoint, params, skip=skip, limit=page_size, deadline=deadline
-            ).records
+                endpoint,
+                params,
+                skip=skip,
+                limit=page_size,
+                deadline=deadline,
+                record_type=record_type,
+            )
 
         # A re-read goes in rounds of ``concurrency`` pages so its bounds are checked as it
         # goes; the first pass is bounded by the query's deadline alone.
@@ -623,12 +705,12 @@ class RiskApiClient:
                     return
             if concurrency <= 1 or len(chunk) == 1:
                 for skip in chunk:
-                    dedup.add_all(fetch(skip), rereading=rereading)
+                    add(fetch(skip))
                 continue
             with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="risk-api") as pool:
                 # map() yields in offset order: "served last" is the last in offset order.
-                for records in pool.map(fetch, chunk):
-                    dedup.add_all(records, rereading=rereading)
+                for page in pool.map(fetch, chunk):
+                    add(page)
 
 
 @dataclass
@@ -661,8 +743,8 @@ class _Deduplicator:
         fallback_fields: tuple[str, ...] | None = None,
         compare_fields: frozenset[str] | None = None,
     ) -> None:
-        self._key_fields = key_fields
-        self._fallback_fields = fallback_fields
+        self.key_fields = self._key_fields = key_fields
+        self.fallback_fields = self._fallback_fields = fallback_fields
         # Always a tuple (itemgetter of one field returns the bare value).
         self._get_key = (
             itemgetter(*key_fields) if len(key_fields) > 1 else lambda r: (r[key_fields[0]],)
@@ -739,6 +821,117 @@ class _Deduplicator:
                 fields, values = self._fallback_fields or (), key[1:]  # type: ignore[index]
             out.append((dict(zip(fields, values, strict=False)), dropped, kept))
         return out
+
+
+@dataclass(frozen=True)
+class _ColumnPage:
+    """A success page read column-wise: ``Data.data`` as one Arrow column per contract field."""
+
+    total: int
+    columns: pa.Table
+
+
+# Members of the envelope the reader types itself; any other must be a plain value.
+_ENVELOPE = ("Status", "Data")
+_DATA = ("total", "data")
+
+
+def _column_page(content: bytes, record_type: pa.StructType) -> _ColumnPage | None:
+    """The page as columns, or None when it is not plain and must be read record by record.
+
+    Plain: one JSON document whose ``Status`` is ok, with an integer ``Data.total`` and a
+    ``Data.data`` array of objects holding exactly the contract's fields, each value of its
+    JSON type or null, no NaN or infinity, and every field written in every record. Arrow's
+    reader does not tell a null from an absent field, so when there are nulls the keys are
+    counted: ``":`` not after a backslash only ever ends an object key (a quote inside a string
+    is escaped), the records are flat and the envelope's other members are plain values.
+    """
+    schema = pa.schema(
+        [
+            ("Status", pa.string()),
+            ("Data", pa.struct([("total", pa.int64()), ("data", pa.list_(record_type))])),
+        ]
+    )
+    try:
+        table = pa_json.read_json(
+            pa.BufferReader(content),
+            # One block for the whole body: a page is one line.
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(content) + 64),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if table.num_rows != 1 or table.column("Status")[0].as_py() != "ok":
+        return None
+    data_type = table.schema.field("Data").type
+    extra = [table.schema.field(n).type for n in table.column_names if n not in _ENVELOPE]
+    extra += [data_type.field(i).type for i in range(data_type.num_fields)][len(_DATA) :]
+    if any(pa.types.is_nested(t) for t in extra):
+        return None
+    envelope = table.column("Data").combine_chunks()
+    total, data = envelope.field("total"), envelope.field("data")
+    if envelope.null_count or total.null_count or data.null_count:
+        return None
+    records = data.flatten()
+    if records.type != record_type or records.null_count:
+        return None
+    columns = pa.Table.from_struct_array(records)
+    nulls = False
+    for column in columns.columns:
+        nulls = nulls or column.null_count > 0
+        if pa.types.is_floating(column.type):
+            # NaN and infinity propagate into the sum (the reader lets them in).
+            finite_sum = pc.sum(column).as_py()
+            if finite_sum is not None and not math.isfinite(finite_sum):
+                return None
+    if nulls:
+        # Every field in every record: as many compact keys as the envelope's members plus
+        # fields x records (a key ending in a backslash only makes the count fall short).
+        keys = content.count(b'":') - content.count(b'\\":')
+        members = table.num_columns + data_type.num_fields
+        if keys != members + columns.num_rows * columns.num_columns:
+            return None
+    return _ColumnPage(total=total[0].as_py(), columns=columns)
+
+
+def _distinct_columns(
+    pages: list[Page],
+    key_fields: tuple[str, ...],
+    fallback_fields: tuple[str, ...] | None,
+    total: int,
+) -> pa.Table | None:
+    """Every page's columns as one table when nothing needs the record-by-record rules.
+
+    That is: every page was plain, each record has its whole natural key (or, for a metrics
+    row without accountId, its whole identity: ``FALLBACK_KEYS``), no key was served twice
+    (so there is nothing to settle by the served-last rule), and the API's total was reached
+    (no re-read). None otherwise.
+    """
+    if any(page.columns is None for page in pages):
+        return None
+    table = pa.concat_tables([page.columns for page in pages]).combine_chunks()  # type: ignore[misc]
+    if table.num_rows < total:
+        return None
+    frame = pl.from_arrow(table.select(list({*key_fields, *(fallback_fields or ())})))
+    assert isinstance(frame, pl.DataFrame)
+    keyed = frame.select(pl.all_horizontal(pl.col(key_fields).is_not_null()))[:, 0]
+    groups = [(frame.filter(keyed), key_fields)]
+    if not keyed.all():
+        if fallback_fields is None:
+            return None
+        groups.append((frame.filter(~keyed), fallback_fields))
+    for rows, fields in groups:
+        keys = rows.select(fields)
+        if keys.null_count().sum_horizontal().item():
+            return None
+        # A key part unique on its own makes the key unique (trades: the position).
+        if any(keys[c].n_unique() == keys.height for c in reversed(fields)):
+            continue
+        if keys.is_duplicated().any():
+            return None
+    return table
 
 
 def _hashable(values: tuple[Any, ...]) -> bool:

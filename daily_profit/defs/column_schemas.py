@@ -48,14 +48,10 @@ def column_schema(table: sa.Table) -> dg.TableSchema:
     )
 
 
-def with_column_schemas(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """Each asset whose key names a warehouse table, with that table's column schema."""
-
-    def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
-        name = spec.key.to_user_string()
-        table = metadata.tables.get(TABLE_OF_ASSET.get(name, name))
-        if table is None:
-            return spec
-        return spec.merge_attributes(metadata={COLUMN_SCHEMA_KEY: column_schema(table)})
-
-    return [a.map_asset_specs(attach) for a in assets]
+def with_column_schema(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The asset, when its key names a warehouse table, with that table's column schema."""
+    name = spec.key.to_user_string()
+    table = metadata.tables.get(TABLE_OF_ASSET.get(name, name))
+    if table is None:
+        return spec
+    return spec.merge_attributes(metadata={COLUMN_SCHEMA_KEY: column_schema(table)})

@@ -53,7 +53,9 @@ def feature_requirements() -> list[Requirement]:
 
 
 def label_requirements() -> list[Requirement]:
-    return [_daily(sources.METRICS_DAILY.table, after=1)]
+    from daily_profit.trading_calendar import trading_calendar
+
+    return [Requirement(sources.METRICS_DAILY.table, span=trading_calendar())]
 
 
 def skipped_days(
@@ -62,7 +64,7 @@ def skipped_days(
     """Days of ``days`` to skip. A window reaching after D (a label's target) is required only
     up to the last day its table has published: after that the label is pending."""
     last_day = None
-    reaching = [r.table for r in requirements if r.after]
+    reaching = [r.table for r in requirements if r.reaches_after]
     if reaching:
         last_day = store.last_published_day(reaching)
     return unpublished_inputs(
@@ -130,5 +132,5 @@ def declared_guard_checks() -> list[dg.AssetChecksDefinition]:
     return [
         guard_check("stg_accounts_daily", staging_requirements),
         guard_check("account_features_daily", feature_requirements),
-        guard_check("labels_next_day", label_requirements),
+        guard_check("labels_next_session", label_requirements),
     ]

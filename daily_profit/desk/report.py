@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from daily_profit.desk import exposure, firm, ranking
+from daily_profit.features.labels import NET_PROFIT_NEXT_SESSION
 from daily_profit.modeling.tracking import CHALLENGER, CHAMPION
 from daily_profit.privacy import mask_identities
 from daily_profit.warehouse.derived import latest_predictions
@@ -89,13 +90,17 @@ def desk_predictions(predictions: pl.DataFrame) -> pl.DataFrame:
 def scored_history(
     predictions: pl.DataFrame, labels: pl.DataFrame, staging: pl.DataFrame
 ) -> pl.DataFrame:
-    """Past predictions (``desk_predictions``) with what happened: ``realised`` next-day net
-    P&L where the label is available, the account's trader and its score ``z``."""
+    """Past predictions (``desk_predictions``) with what happened: ``realised`` net P&L over
+    the target span (to the next session) where the label is available, the day it was known
+    (``target_end``), the account's trader and its score ``z``."""
     joined = (
         predictions.select("date", "account_id", "p05", "p50", "p95", "in_sample")
         .join(
             labels.filter(pl.col("label_available")).select(
-                "date", "account_id", pl.col("next_day_net_profit").alias("realised")
+                "date",
+                "account_id",
+                "target_end",
+                pl.col(NET_PROFIT_NEXT_SESSION).alias("realised"),
             ),
             on=["date", "account_id"],
             how="inner",
@@ -154,8 +159,9 @@ def firm_backtest(
     that day's predictions, with the dependence estimated from the days before it only."""
     rows = []
     for i, day in enumerate(days):
+        # Known on ``day``: the outcomes whose target span had ended by then.
         window = history.filter(
-            (pl.col("date") < day)
+            (pl.col("target_end") <= day)
             & (pl.col("date") >= day - dt.timedelta(days=settings.dependence_days))
         )
         dependence = firm.estimate_dependence(window)
@@ -178,8 +184,8 @@ def build_report(
 ) -> DeskReport:
     """The report of ``day`` from the rows read for [``settings.history_start(day)``, ``day``].
 
-    Only what was known at the end of ``day`` is used: labels of days before it (their
-    outcome is ``day`` at the latest) and the open positions of ``day``.
+    Only what was known at the end of ``day`` is used: labels whose target span ended by
+    ``day`` and the open positions of ``day``.
     """
     chosen = desk_predictions(predictions)
     traders = staging.select("date", "account_id", "trader")
@@ -188,7 +194,9 @@ def build_report(
         raise ValueError(
             f"desk_report {day}: no predictions for the day: materialise daily_predictions first"
         )
-    yesterday = chosen.filter(pl.col("date") == day - dt.timedelta(days=1))
+    # "Yesterday": the previous session with predictions.
+    before = chosen.filter(pl.col("date") < day)["date"]
+    yesterday = chosen.filter(pl.col("date") == before.max()) if before.len() else chosen.clear()
     staging_today = staging.filter(pl.col("date") == day)
     ranked_today = ranking.ranked(todays.join(traders, on=["date", "account_id"], how="left"))
     ranked_yesterday = ranking.ranked(
@@ -196,7 +204,9 @@ def build_report(
     )
     changes = ranking.changes(ranked_today, ranked_yesterday, settings.top_n)
 
-    history = scored_history(chosen.filter(pl.col("date") < day), labels, staging)
+    history = scored_history(chosen.filter(pl.col("date") < day), labels, staging).filter(
+        pl.col("target_end") <= day
+    )
     window = history.filter(pl.col("date") >= day - dt.timedelta(days=settings.dependence_days))
     dependence = firm.estimate_dependence(window)
     accounts, fallback = _firm_accounts(todays, staging_today, settings.fallback_profit_share_pct)

@@ -15,6 +15,7 @@ import polars as pl
 from daily_profit.features.catalog import Feature, catalog, output_columns
 from daily_profit.features.grid import ACCOUNT, DATE
 from daily_profit.features.labels import LABEL_STATUSES
+from daily_profit.trading_calendar import TradingCalendar, trading_calendar
 
 Severity = Literal["error", "warn"]
 
@@ -138,13 +139,17 @@ def check_coverage(features: pl.DataFrame, staging: pl.DataFrame) -> CheckResult
     )
 
 
-def check_label_coverage(labels: pl.DataFrame, features: pl.DataFrame) -> CheckResult:
-    """Every feature row has a label row; reports how many labels are usable and why not.
+def check_label_coverage(
+    labels: pl.DataFrame, features: pl.DataFrame, calendar: TradingCalendar | None = None
+) -> CheckResult:
+    """Every feature row of a trading session has a label row (the other days have none by
+    design); reports how many labels are usable and why not.
 
     Fails when a label row is missing or when a label that should be decided by now is
     neither observed nor explained (``label_status`` covers every case by construction, so
     this is about rows, not values).
     """
+    features = (calendar or trading_calendar()).only_sessions(features, DATE)
     missing = features.select(KEYS).join(labels.select(KEYS), on=KEYS, how="anti")
     statuses = dict(labels.group_by("label_status").len().iter_rows()) if labels.height else {}
     by_status = {s: int(statuses.get(s, 0)) for s in LABEL_STATUSES}
@@ -154,14 +159,14 @@ def check_label_coverage(labels: pl.DataFrame, features: pl.DataFrame) -> CheckR
         passed=missing.height == 0,
         severity="error",
         metadata={
-            "feature_rows": features.height,
+            "session_feature_rows": features.height,
             "label_rows": labels.height,
             "missing_label_rows": missing.height,
             "labels_available": available,
             "available_share": available / labels.height if labels.height else None,
             "by_status": by_status,
         },
-        description="One label row per feature row; usable labels counted by status.",
+        description="One label row per feature row of a session; usable labels by status.",
     )
 
 
@@ -175,8 +180,8 @@ def check_breach_agreement(
     no) points at a rule or data fault and is counted separately.
     """
     both = labels.filter(pl.col("breach_by_rules").is_not_null())
-    api_only = both.filter(pl.col("next_day_breached") & ~pl.col("breach_by_rules")).height
-    rules_only = both.filter(~pl.col("next_day_breached") & pl.col("breach_by_rules")).height
+    api_only = both.filter(pl.col("breached_next_session") & ~pl.col("breach_by_rules")).height
+    rules_only = both.filter(~pl.col("breached_next_session") & pl.col("breach_by_rules")).height
     share = (api_only + rules_only) / both.height if both.height else 0.0
     return CheckResult(
         name="breach_label_matches_rules",

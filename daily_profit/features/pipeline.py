@@ -23,7 +23,7 @@ start=, end=)``
       ``raw_regimes_daily`` for [``required_history_start(start)``, end];
     - ``raw_trades_open`` for [start, end] (only D's own snapshot is used).
 
-``build_labels(staging, metrics_daily, start=, end=, available_through=None)``
+``build_labels(staging, metrics_daily, start=, end=, available_through=None, calendar=None)``
     - ``stg_accounts_daily`` for [start, end];
     - ``raw_metrics_daily`` for [start + 1, ``label_horizon_end(end)``].
 
@@ -99,7 +99,8 @@ FEATURE_INPUTS: Final = {
 }  # fmt: skip
 LABEL_INPUTS: Final = {
     "metrics_daily": (
-        "date", "account_id", "status", "net_profit", "current_equity", "prior_days_balance",
+        "date", "account_id", "status", "net_profit", "current_equity", "current_balance",
+        "prior_days_balance",
     ),
 }  # fmt: skip
 

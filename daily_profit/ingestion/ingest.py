@@ -189,11 +189,13 @@ def ingest_api_source(
     """
     started = time.perf_counter()
     spec = source.spec
-    # Fields the contract does not name are counted by the parser, never a conflict.
+    # Fields the contract does not name are counted by the parser, never a conflict. Plain
+    # pages are read straight into columns (``record_type``); others record by record.
     fetched = client.fetch_all(
         source.endpoint,
         source.params_for(day),
         compare_fields=frozenset(spec.by_api),
+        record_type=spec.record_type,
     )
     resolutions: list[Resolution] = []
 
@@ -205,7 +207,7 @@ def ingest_api_source(
     # Account ids are resolved before copies are matched on the contract's natural key.
     parsed = parse_records(
         source.source,
-        fetched.records,
+        fetched.records if fetched.columns is None else fetched.columns,
         partition=day,
         superseded=fetched.superseded,
         resolve=resolve if "account_id" in spec.columns else None,

@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from daily_profit.trading_calendar import TradingCalendar
 from daily_profit.warehouse.io import Warehouse
 
 RAW_INPUTS_PUBLISHED = "raw_inputs_published"
@@ -26,16 +27,23 @@ RAW_INPUTS_PUBLISHED = "raw_inputs_published"
 
 @dataclass(frozen=True)
 class Requirement:
-    """A raw table that day D needs, over ``before`` days before D up to ``after`` days after."""
+    """A raw table that day D needs, over ``before`` days before D up to ``after`` days after;
+    with ``span`` (a label's), up to the end of D's target span on that trading calendar."""
 
     table: str
     before: int = 0
     after: int = 0
+    span: TradingCalendar | None = None
 
     def window(self, day: dt.date, first: dt.date) -> list[dt.date]:
         start = max(day - dt.timedelta(days=self.before), first)
-        end = day + dt.timedelta(days=self.after)
+        end = self.span.target_span(day)[1] if self.span is not None else day
+        end += dt.timedelta(days=self.after)
         return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+    @property
+    def reaches_after(self) -> bool:
+        return self.after > 0 or self.span is not None
 
 
 def unpublished_inputs(
@@ -54,7 +62,7 @@ def unpublished_inputs(
     if not days:
         return {}
     lo = max(min(days) - dt.timedelta(days=max(r.before for r in requirements)), first_day)
-    hi = max(days) + dt.timedelta(days=max(r.after for r in requirements))
+    hi = max(r.window(max(days), first_day)[-1] for r in requirements)
     published = store.published_days([r.table for r in requirements], lo, hi)
     blocked: dict[dt.date, list[str]] = {}
     for day in days:

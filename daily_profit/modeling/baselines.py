@@ -1,21 +1,23 @@
-"""The baselines a model has to beat, computed point in time from P&L history.
+"""The baselines a model has to beat, computed point in time from the full daily P&L history.
 
-Inputs:
+Every baseline predicts the same target as the label: the account's net P&L over the target span
+of session D (the day after D up to and including the next session, ``trading_calendar``). The
+history they learn from is the account's *span P&L*: for each session s, the sum of its daily net
+P&L over the days after the previous session up to and including s (Monday's span P&L is
+Saturday + Sunday + Monday). For a row of D only days dated D or earlier are used.
 
-- ``rows``: the account-days to predict (``account_id``, ``date`` = feature day D); for the
-  breach rule also the loss-limit headroom columns (USD distance to the daily loss limit and to
-  the drawdown floor, from the features) and, to fit it, ``next_day_breached``;
-- ``history``: daily net profit per account-day, ``account_id``, ``date``, ``net_profit``. Only
-  history dated D or earlier is used for a row of D. An account-day without a row counts as a
-  day without P&L, so "yesterday" (the P&L of D) is 0 when the account has no row on D, and the
-  trailing windows count recorded days. Pass the daily metrics (longest history) or derive it
-  from the labels with ``history_from_labels`` (the label of D-1 is realised on D).
+``history`` is the full raw daily history (``account_id``, ``date``, ``net_profit``: the raw
+daily metrics, every calendar day the account has a row), not the labels: labels exist only for
+funded in-window session days, which would shorten and weaken the baselines and flatter the
+model. A span in which the account has no daily row is a span without a record (it does not
+count in the trailing windows); "yesterday" is 0 when the span ending at D has no row.
 
-Mean baselines: zero, yesterday's P&L, trailing 5- and 20-day means, the account's mean so far.
-Interval baseline: the account's trailing empirical 5th and 95th percentiles (last
-``QUANTILE_WINDOW`` recorded days). Breach baseline: a rule on the smallest headroom in units of
-the account's trailing mean absolute P&L, mapped to a probability by a Platt fit on the rows
-the model was fitted and calibrated on.
+Mean baselines (``MEAN_BASELINES``): zero, yesterday (the span P&L ending at D: the last
+session's), the trailing 5- and 20-session means of span P&L, and the account's mean span P&L
+over its whole history up to D. Interval baseline: the account's trailing empirical 5th and 95th
+percentiles of span P&L (last ``QUANTILE_WINDOW`` recorded spans). Breach baseline: a rule on
+the smallest headroom in units of the account's trailing mean absolute span P&L, mapped to a
+probability by a Platt fit on the rows the model was fitted and calibrated on.
 """
 
 from __future__ import annotations
@@ -27,48 +29,62 @@ import numpy as np
 import polars as pl
 
 from daily_profit.modeling.breach import BreachCalibrator, fit_score_calibrator, rule_score
-from daily_profit.modeling.dataset import BREACH, DATE, ID, TARGET, label_dates
+from daily_profit.modeling.dataset import BREACH, DATE, ID
+from daily_profit.trading_calendar import TradingCalendar, trading_calendar
 
 PNL = "net_profit"
-MEAN_BASELINES: tuple[str, ...] = (
-    "zero",
-    "yesterday",
-    "trailing_5d",
-    "trailing_20d",
-    "account_mean",
-)
+ZERO = "zero"
+YESTERDAY = "yesterday"
+TRAILING_5 = "trailing_5_sessions"
+TRAILING_20 = "trailing_20_sessions"
+ACCOUNT_MEAN = "account_mean"
+MEAN_BASELINES: tuple[str, ...] = (ZERO, YESTERDAY, TRAILING_5, TRAILING_20, ACCOUNT_MEAN)
 INTERVAL_BASELINE = "trailing_percentiles"
 BREACH_BASELINE = "headroom_rule"
 QUANTILE_WINDOW = 60
 TYPICAL_MOVE_WINDOW = 20
+SPAN_END = "_span_end"
 
 
-def history_from_labels(frame: pl.DataFrame) -> pl.DataFrame:
-    """Daily net profit per account-day from the labels: the label of D is the P&L of D+1."""
+def span_history(history: pl.DataFrame, calendar: TradingCalendar | None = None) -> pl.DataFrame:
+    """Span P&L per account and session: ``account_id``, ``date`` (the session s ending the
+    span), ``net_profit`` (the sum of the daily P&L over the days after the previous session up
+    to and including s). Days after the last session of ``history`` belong to a span that is not
+    complete and are left out."""
+    calendar = calendar or trading_calendar()
+    days = history[DATE].unique().to_list()
+    if not days:
+        return history.select(ID, DATE, pl.col(PNL).cast(pl.Float64))
+    # A day belongs to the span of the first session on or after it.
+    ends = pl.DataFrame(
+        {
+            DATE: days,
+            SPAN_END: [d if calendar.is_session(d) else calendar.next_session(d) for d in days],
+        },
+        schema={DATE: pl.Date, SPAN_END: pl.Date},
+    )
+    last_day = max(days)
     return (
-        frame.select(
-            pl.col(ID),
-            label_dates(frame).alias(DATE),
-            pl.col(TARGET).alias(PNL),
-        )
-        .drop_nulls()
-        .unique(subset=[ID, DATE], keep="last")
-        .sort([ID, DATE])
+        history.select(ID, DATE, pl.col(PNL).cast(pl.Float64))
+        .join(ends, on=DATE, how="left")
+        .filter(pl.col(SPAN_END) <= last_day)
+        .group_by(ID, SPAN_END)
+        .agg(pl.col(PNL).sum())
+        .rename({SPAN_END: DATE})
+        .sort(ID, DATE)
     )
 
 
-def _history_stats(history: pl.DataFrame) -> pl.DataFrame:
-    """Per account-day of history: trailing statistics including that day."""
-    h = history.select(ID, DATE, pl.col(PNL).cast(pl.Float64)).sort([ID, DATE])
+def _history_stats(spans: pl.DataFrame) -> pl.DataFrame:
+    """Per account and span end: trailing statistics of span P&L including that span."""
+    h = spans.sort([ID, DATE])
     over = ID
     return h.with_columns(
         pl.col(PNL).alias("_last"),
         pl.col(DATE).alias("_last_date"),
-        pl.col(PNL).rolling_mean(5, min_samples=1).over(over).alias("trailing_5d"),
-        pl.col(PNL).rolling_mean(20, min_samples=1).over(over).alias("trailing_20d"),
-        (pl.col(PNL).cum_sum().over(over) / pl.col(PNL).cum_count().over(over)).alias(
-            "account_mean"
-        ),
+        pl.col(PNL).rolling_mean(5, min_samples=1).over(over).alias(TRAILING_5),
+        pl.col(PNL).rolling_mean(20, min_samples=1).over(over).alias(TRAILING_20),
+        (pl.col(PNL).cum_sum().over(over) / pl.col(PNL).cum_count().over(over)).alias(ACCOUNT_MEAN),
         pl.col(PNL)
         .rolling_quantile(0.05, "linear", window_size=QUANTILE_WINDOW, min_samples=1)
         .over(over)
@@ -85,15 +101,26 @@ def _history_stats(history: pl.DataFrame) -> pl.DataFrame:
     ).drop(PNL)
 
 
-def baseline_predictions(rows: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
-    """One row per input row (same order): account_id, date and every baseline's prediction.
+def baseline_predictions(
+    rows: pl.DataFrame, history: pl.DataFrame, calendar: TradingCalendar | None = None
+) -> pl.DataFrame:
+    """Every named baseline's prediction of the span P&L, point in time, for each input row.
 
-    Columns: zero, yesterday, trailing_5d, trailing_20d, account_mean, baseline_p05,
-    baseline_p95, typical_move. An account with no history yet gets 0 everywhere (and a
-    typical move of 0), which is what a desk would assume knowing nothing.
+    ``rows``: the account-days to predict, ``account_id`` and ``date`` (session D; other
+    columns are ignored). ``history``: the full daily P&L, ``account_id``, ``date``,
+    ``net_profit`` (raw daily metrics; rows dated after a row's D may be passed, they are never
+    used for it). ``calendar``: the trading calendar of the spans (default the configured one;
+    every day a session makes spans single days).
+
+    Returns one row per input row, in the input order: ``account_id``, ``date`` and the Float64
+    columns ``zero``, ``yesterday``, ``trailing_5_sessions``, ``trailing_20_sessions``,
+    ``account_mean`` (``MEAN_BASELINES``, in that order), ``baseline_p05``, ``baseline_p95``
+    (the interval baseline) and ``typical_move`` (trailing mean absolute span P&L, for the
+    breach rule). An account with no history yet gets 0 everywhere, which is what a desk would
+    assume knowing nothing.
     """
-    stats = _history_stats(history)
-    keyed = rows.select(ID, DATE).with_row_index("_row")
+    stats = _history_stats(span_history(history, calendar))
+    keyed = rows.select(ID, pl.col(DATE).cast(pl.Date)).with_row_index("_row")
     joined = (
         keyed.sort(DATE)
         .join_asof(
@@ -105,16 +132,16 @@ def baseline_predictions(rows: pl.DataFrame, history: pl.DataFrame) -> pl.DataFr
         )
         .sort("_row")
     )
-    fill = ["trailing_5d", "trailing_20d", "account_mean", "baseline_p05", "baseline_p95"]
+    fill = [TRAILING_5, TRAILING_20, ACCOUNT_MEAN, "baseline_p05", "baseline_p95"]
     return joined.select(
         ID,
         DATE,
-        pl.lit(0.0).alias("zero"),
-        # Yesterday's P&L is the P&L of D itself; no row on D means no P&L on D.
+        pl.lit(0.0).alias(ZERO),
+        # The last session's span P&L is the span ending at D; no row in it means no P&L.
         pl.when(pl.col("_last_date") == pl.col(DATE))
         .then(pl.col("_last"))
         .otherwise(0.0)
-        .alias("yesterday"),
+        .alias(YESTERDAY),
         *[pl.col(c).fill_null(0.0) for c in fill],
         pl.col("typical_move").fill_null(0.0),
     )
@@ -148,15 +175,19 @@ class BreachRule:
 
 
 def fit_breach_rule(
-    rows: pl.DataFrame, history: pl.DataFrame, headroom_columns: Sequence[str]
+    rows: pl.DataFrame,
+    history: pl.DataFrame,
+    headroom_columns: Sequence[str],
+    calendar: TradingCalendar | None = None,
 ) -> BreachRule:
-    """Fit the rule's probability map on rows with labels (the model's train + calibration)."""
+    """Fit the rule's probability map on rows with labels (the model's train + calibration);
+    ``history`` and ``calendar`` as for ``baseline_predictions``."""
     y = rows[BREACH].cast(pl.Float64).to_numpy()
     cols = tuple(c for c in headroom_columns if c in rows.columns)
     if not cols:
         # No headroom known: the rule can only say the (smoothed) base rate.
         rate = (float(y.sum()) + 0.5) / (y.size + 1.0)
         return BreachRule((), BreachCalibrator(method="base_rate", base_rate=rate))
-    base = baseline_predictions(rows, history)
+    base = baseline_predictions(rows, history, calendar)
     score = rule_score(min_headroom(rows, cols), base["typical_move"].to_numpy())
     return BreachRule(cols, fit_score_calibrator(score, y))

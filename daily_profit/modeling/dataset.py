@@ -1,17 +1,18 @@
 """The modeling frame's contract and its strictly time-ordered split.
 
-A modeling frame has one row per account and feature day D: ``account_id``, ``date`` (D), the
-feature columns (numeric or string, nulls allowed), and the labels of D+1 as
-``labels_next_day`` has them: ``next_day_net_profit``, ``next_day_breached``, and which labels
-may be used: ``label_available`` (bool) or else ``label_status`` (usable: observed, idle_no_row).
-``label_date`` (the day the label was realised) is optional; without it the label of D is taken
-to be realised on D+1. The join of ``account_features_daily`` and ``labels_next_day`` on
-(date, account_id) is such a frame.
+A modeling frame has one row per account and feature day D (a trading session): ``account_id``,
+``date`` (D), the feature columns (numeric or string, nulls allowed), and the labels of D's
+target span (the day after D up to and including the next session) as ``labels_next_session``
+has them: ``net_profit_next_session``, ``breached_next_session``, and which labels may be used:
+``label_available`` (bool) or else ``label_status`` (usable: observed, idle_no_row).
+``target_end`` (the last day of the span: when the label is realised) is optional; without it
+the label of D is taken to be realised on D+1. The join of ``account_features_daily`` and
+``labels_next_session`` on (date, account_id) is such a frame.
 
 The split is by date, never by row: train days, then calibration days, then test days, with
 ``gap_days`` feature days dropped between segments so that the last label of one segment is
-realised before the first feature day of the next (the label of D is D+1, so one dropped day is
-enough). Hyperparameter search folds inside the train segment follow the same rule.
+realised before the first feature day of the next (the label of session D is realised on the
+next session, so one dropped feature day is enough). Hyperparameter search folds inside the train segment follow the same rule.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import polars as pl
 
 ID = "account_id"
 DATE = "date"
-TARGET = "next_day_net_profit"
-BREACH = "next_day_breached"
+TARGET = "net_profit_next_session"
+BREACH = "breached_next_session"
 LABEL_STATUS = "label_status"
 LABEL_AVAILABLE = "label_available"
-LABEL_DATE = "label_date"
+LABEL_DATE = "target_end"  # the day a label is realised: its span's last day
 FEATURE_SET_VERSION = "feature_set_version"
 
-# Statuses of a label that may be trained and scored on (labels_next_day's): anything else
+# Statuses of a label that may be trained and scored on (labels_next_session's): anything else
 # (pending, missing row, account gone) is left out rather than guessed.
 DEFAULT_USABLE_STATUSES: tuple[str, ...] = ("observed", "idle_no_row")
 
@@ -49,7 +50,8 @@ NON_FEATURE_COLUMNS = frozenset(
         LABEL_AVAILABLE,
         LABEL_DATE,
         "breach_by_rules",
-        "next_day_eod_equity",
+        "eod_equity_next_session",
+        "target_start",
         FEATURE_SET_VERSION,
         "login",
         "trader",
@@ -151,7 +153,7 @@ def usable_rows(
 
 
 def label_dates(frame: pl.DataFrame) -> pl.Series:
-    """When each row's label was realised: ``label_date`` if given, else D + 1 day."""
+    """When each row's label was realised: ``target_end`` if given, else D + 1 day."""
     if LABEL_DATE in frame.columns:
         return frame[LABEL_DATE]
     return frame.select((pl.col(DATE) + pl.duration(days=1)).alias(LABEL_DATE))[LABEL_DATE]

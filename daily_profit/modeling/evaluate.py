@@ -1,16 +1,22 @@
 """Scores of the model and of every baseline on the same test rows, by proper scoring rules.
 
-Mean (expected next-day net profit): RMSE, MSE, MSE skill (1 - MSE / MSE of a baseline), R2,
+The target is the label's: the net P&L over the target span of session D (the day after D up to
+and including the next session). Every mean and interval metric is reported on all rows and, as
+``<metric>_nonzero``, on the rows with a non-zero outcome (``rows_nonzero`` of them): a span
+without trading is an easy zero that pads RMSE and coverage.
+
+Mean (expected net profit of the span): RMSE, MSE, MSE skill (1 - MSE / MSE of a baseline), R2,
 direction accuracy (sign agreement on rows with a non-zero outcome). The mean is never chosen or
 judged by MAE; MAE appears only for p50, the quantity MAE is proper for.
 
 Interval (p05-p95, nominal 90%): coverage, mean width, interval (Winkler) score
 ``width + (2/alpha) * distance outside``, and pinball loss of the quantiles.
 
-Breach (probability of a breach on D+1): Brier, log loss, AUC, and precision of the top-k
+Breach (probability of a breach in the span): Brier, log loss, AUC, and precision of the top-k
 flagged accounts per day (averaged over days).
 
-With ground truth (the sandbox's expected next-day net profit): the oracle's MSE, the share of
+With ground truth (the sandbox's expected net profit of the span, ``truth_over_spans``): the
+oracle's MSE, the share of
 the achievable improvement (best mean baseline -> oracle) the model captures, and every mean
 predictor's MSE to the true mean (``mse_to_true_mean``), the precise comparison.
 """
@@ -31,9 +37,9 @@ from daily_profit.modeling.baselines import (
     MEAN_BASELINES,
     baseline_predictions,
     fit_breach_rule,
-    history_from_labels,
 )
 from daily_profit.modeling.dataset import BREACH, DATE, ID, TARGET
+from daily_profit.trading_calendar import TradingCalendar, trading_calendar
 
 if TYPE_CHECKING:
     from daily_profit.modeling.train import TrainResult
@@ -154,21 +160,33 @@ class EvaluationReport:
 
 
 def _mean_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    return {
+    out = {
         "mse": mse(y, pred),
         "rmse": math.sqrt(mse(y, pred)),
         "r2": r2(y, pred),
         "direction_accuracy": direction_accuracy(y, pred),
     }
+    moved = y != 0
+    if moved.any():
+        out["mse_nonzero"] = mse(y[moved], pred[moved])
+        out["rmse_nonzero"] = math.sqrt(out["mse_nonzero"])
+    return out
 
 
 def _interval_metrics(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[str, float]:
-    return {
+    out = {
         "coverage": coverage(y, lo, hi),
         "mean_width": float(np.mean(hi - lo)),
         "interval_score": interval_score(y, lo, hi),
         "pinball_tails": 0.5 * (pinball_loss(y, lo, 0.05) + pinball_loss(y, hi, 0.95)),
     }
+    moved = y != 0
+    if moved.any():
+        y, lo, hi = y[moved], lo[moved], hi[moved]
+        out["coverage_nonzero"] = coverage(y, lo, hi)
+        out["mean_width_nonzero"] = float(np.mean(hi - lo))
+        out["interval_score_nonzero"] = interval_score(y, lo, hi)
+    return out
 
 
 def _breach_metrics(dates: np.ndarray, y: np.ndarray, p: np.ndarray, k: int) -> dict[str, float]:
@@ -189,10 +207,11 @@ def evaluate_predictions(
 ) -> EvaluationReport:
     """Score model and baselines on the same rows.
 
-    ``predictions``: account_id, date, next_day_net_profit, next_day_breached,
+    ``predictions``: account_id, date, net_profit_next_session, breached_next_session,
     expected_net_profit, p05, p50, p95, breach_probability. ``baselines``: the same rows in the
     same order, from ``baselines.baseline_predictions``. ``truth`` (optional): account_id,
-    date, expected_next_day_net_profit (next_day_std optional).
+    date, expected_next_day_net_profit (next_day_std optional): the expected P&L of the same
+    target as the label (for the sandbox's daily truth, ``truth_over_spans``).
     """
     if baselines.height != predictions.height:
         raise ValueError("baselines must hold the same rows as predictions, in the same order")
@@ -216,6 +235,7 @@ def evaluate_predictions(
     for name in MEAN_BASELINES:
         model[f"mse_skill_vs_{name}"] = 1.0 - model["mse"] / metrics[name]["mse"]
     model["mse_skill_vs_best_baseline"] = 1.0 - model["mse"] / metrics[best]["mse"]
+    model["rows_nonzero"] = float(np.count_nonzero(y))
 
     metrics[INTERVAL_BASELINE] = _interval_metrics(
         y, baselines["baseline_p05"].to_numpy(), baselines["baseline_p95"].to_numpy()
@@ -268,24 +288,26 @@ def evaluate_predictions(
 
 def evaluate_result(
     result: TrainResult,
-    history: pl.DataFrame | None = None,
+    history: pl.DataFrame,
     truth: pl.DataFrame | None = None,
     top_k: int = 10,
+    calendar: TradingCalendar | None = None,
 ) -> EvaluationReport:
     """Evaluate a ``train.TrainResult`` on its test days against every baseline.
 
-    ``history`` (account_id, date, net_profit) defaults to the P&L implied by the labels of all
-    the result's rows. The breach rule is fitted on the train and calibration rows.
+    ``history``: the full raw daily P&L (account_id, date, net_profit) the baselines are
+    computed from, point in time (``baselines.baseline_predictions``; not the labels, which
+    exist only for funded in-window sessions). ``calendar``: the spans' trading calendar
+    (default the configured one). The breach rule is fitted on the train and calibration rows.
     """
     split = result.split
-    everything = pl.concat([split.train, split.calibration, split.test], how="diagonal_relaxed")
-    history = history if history is not None else history_from_labels(everything)
     test = split.test
-    base = baseline_predictions(test, history)
+    base = baseline_predictions(test, history, calendar)
     rule = fit_breach_rule(
         pl.concat([split.train, split.calibration], how="diagonal_relaxed"),
         history,
         result.bundle.headroom_columns,
+        calendar,
     )
     report = evaluate_predictions(
         result.test_predictions,
@@ -296,6 +318,38 @@ def evaluate_result(
     )
     report.extras["breach_rule_columns"] = list(rule.headroom_columns)
     return report
+
+
+def truth_over_spans(truth: pl.DataFrame, calendar: TradingCalendar | None = None) -> pl.DataFrame:
+    """The sandbox's daily truth on the label's target: for each session D, the sum of the
+    expected daily P&L over D's span (and the standard deviation of the sum, days taken as
+    independent).
+
+    ``truth``: account_id, date (day t), expected_next_day_net_profit and next_day_std (of day
+    t + 1). A span whose days are not all known (the account ended inside it) gets no row.
+    """
+    calendar = calendar or trading_calendar()
+    sessions = calendar.span_table(truth[DATE].unique().to_list()).filter("is_session")
+    # The truth of day t is about t + 1: the span of D is covered by the truth of D .. end - 1.
+    days = sessions.select(
+        pl.col(DATE).alias("_session"),
+        pl.date_ranges(DATE, pl.col("target_end") - pl.duration(days=1)).alias(DATE),
+        ((pl.col("target_end") - pl.col(DATE)).dt.total_days()).alias("_span_days"),
+    ).explode(DATE)
+    std = [pl.col(TRUTH_STD).pow(2).sum().sqrt().alias(TRUTH_STD)] if TRUTH_STD in truth else []
+    return (
+        truth.join(days, on=DATE, how="inner")
+        .group_by(ID, "_session")
+        .agg(
+            pl.col(TRUTH_MEAN).sum(),
+            *std,
+            pl.len().alias("_known"),
+            pl.col("_span_days").first(),
+        )
+        .filter(pl.col("_known") == pl.col("_span_days"))
+        .select(ID, pl.col("_session").alias(DATE), TRUTH_MEAN, *([TRUTH_STD] if std else []))
+        .sort(ID, DATE)
+    )
 
 
 def coverage_by_decile(predictions: pl.DataFrame, by: str = "scale") -> pl.DataFrame:

@@ -1,7 +1,14 @@
-"""Realised against predicted: what each model version said about D+1, and what happened.
+"""Realised against predicted: what each model version said about the target span of session D
+(the day after D up to the next session), and what happened.
 
 Pure polars and the evaluation metrics; the ``prediction_outcomes`` and ``model_performance``
-assets call these once D+1 has been ingested (its label is available).
+assets call these once the span has been ingested (its label is available). A prediction is
+matched only with the label of the span it was made for, so a prediction recorded for another
+span (e.g. a calendar-day prediction made before labels followed the trading calendar) is left
+out rather than scored against a different outcome.
+
+Metrics are reported on all rows and on the rows with a non-zero outcome (``nonzero_``): a
+span without trading is an easy zero that pads RMSE and coverage.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ OUTCOME_SCHEMA = pl.Schema(
         "account_id": pl.String(),
         "model_version": pl.String(),
         "model_role": pl.String(),
+        "target_start": pl.Date(),
+        "target_end": pl.Date(),
         "expected_net_profit": pl.Float64(),
         "p05": pl.Float64(),
         "p95": pl.Float64(),
@@ -42,15 +51,16 @@ OUTCOME_SCHEMA = pl.Schema(
 
 
 def prediction_outcomes(predictions: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
-    """Each prediction joined with its realised label; predictions without one yet are left out."""
+    """Each prediction joined with the realised label of its span; predictions without one yet
+    (or made for another span) are left out."""
+    span = ["date", "account_id", "target_start", "target_end"]
     usable = labels.filter(pl.col("label_available")).select(
-        "date",
-        "account_id",
-        pl.col("next_day_net_profit").alias("realised_net_profit"),
-        pl.col("next_day_breached").alias("realised_breach"),
+        *span,
+        pl.col("net_profit_next_session").alias("realised_net_profit"),
+        pl.col("breached_next_session").alias("realised_breach"),
     )
     return (
-        predictions.join(usable, on=["date", "account_id"], how="inner")
+        predictions.join(usable, on=span, how="inner")
         .with_columns(
             (pl.col("realised_net_profit") - pl.col("expected_net_profit")).alias("error"),
             pl.col("realised_net_profit").is_between(pl.col("p05"), pl.col("p95")).alias("covered"),
@@ -64,7 +74,18 @@ def prediction_outcomes(predictions: pl.DataFrame, labels: pl.DataFrame) -> pl.D
 
 def performance(outcomes: pl.DataFrame) -> dict[str, float]:
     """RMSE, interval score, coverage, direction accuracy, breach Brier and recall of a set of
-    outcomes (NaN when there is nothing to measure)."""
+    outcomes (NaN when there is nothing to measure), and RMSE, interval score and coverage on
+    the rows with a non-zero outcome (``nonzero_rows``, ``nonzero_rmse``, ...)."""
+    overall = _performance(outcomes)
+    moved = outcomes.filter(pl.col("realised_net_profit") != 0.0)
+    nonzero = _performance(moved)
+    overall["nonzero_rows"] = float(moved.height)
+    for name in ("rmse", "interval_score", "coverage"):
+        overall[f"nonzero_{name}"] = nonzero.get(name, math.nan)
+    return overall
+
+
+def _performance(outcomes: pl.DataFrame) -> dict[str, float]:
     if outcomes.height == 0:
         return {"rows": 0.0}
     y = outcomes["realised_net_profit"].to_numpy()

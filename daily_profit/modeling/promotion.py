@@ -31,12 +31,12 @@ from daily_profit.modeling.baselines import (
     INTERVAL_BASELINE,
     baseline_predictions,
     fit_breach_rule,
-    history_from_labels,
 )
 from daily_profit.modeling.bundle import ModelBundle
 from daily_profit.modeling.dataset import BREACH, DATE, DEFAULT_USABLE_STATUSES, usable_rows
 from daily_profit.modeling.evaluate import MODEL, EvaluationReport, evaluate_predictions
 from daily_profit.modeling.train import predictions_frame
+from daily_profit.trading_calendar import TradingCalendar
 
 if TYPE_CHECKING:
     # MLflow is imported only by the two functions that talk to it: the decision stays pure.
@@ -193,9 +193,10 @@ def compare_on_rows(
     challenger: ModelBundle,
     champion: ModelBundle | None,
     rows: pl.DataFrame,
-    history: pl.DataFrame | None = None,
+    history: pl.DataFrame,
     truth: pl.DataFrame | None = None,
     usable_statuses: tuple[str, ...] = DEFAULT_USABLE_STATUSES,
+    calendar: TradingCalendar | None = None,
 ) -> tuple[EvaluationReport, EvaluationReport | None]:
     """Evaluate both models (and the baselines) on the same usable out-of-sample rows.
 
@@ -203,8 +204,9 @@ def compare_on_rows(
     feature days after both models' calibration days (in practice the challenger's test days).
     Earlier rows, when given (e.g. the challenger's whole window), fit the breach rule baseline
     and lengthen the P&L history; without them the rule baseline is left out.
-    ``history``: daily P&L (account_id, date, net_profit) for the baselines; default implied by
-    the labels of ``rows``.
+    ``history``: the full raw daily P&L (account_id, date, net_profit) the baselines are
+    computed from, point in time, on the span target of ``calendar`` (default the configured
+    trading calendar); see ``baselines.baseline_predictions``.
     """
     rows = usable_rows(rows, usable_statuses).sort([DATE, "account_id"])
     bundles = [challenger] + ([champion] if champion is not None else [])
@@ -213,11 +215,10 @@ def compare_on_rows(
     earlier = rows.filter(pl.col(DATE) <= cutoff)
     if compared.is_empty():
         raise ValueError(f"no usable rows after {cutoff} (both models' fitted windows)")
-    history = history if history is not None else history_from_labels(rows)
-    base = baseline_predictions(compared, history)
+    base = baseline_predictions(compared, history, calendar)
     rule_p = None
     if not earlier.is_empty() and earlier[BREACH].cast(pl.Float64).sum() > 0:
-        rule = fit_breach_rule(earlier, history, challenger.headroom_columns)
+        rule = fit_breach_rule(earlier, history, challenger.headroom_columns, calendar)
         rule_p = rule.predict(compared, base)
     reports = [
         evaluate_predictions(predictions_frame(compared, b), base, rule_p, truth=truth)
@@ -248,9 +249,10 @@ def promote_challenger(
     target: TrackingTarget,
     rows: pl.DataFrame,
     *,
-    history: pl.DataFrame | None = None,
+    history: pl.DataFrame,
     truth: pl.DataFrame | None = None,
     criteria: PromotionCriteria | None = None,
+    calendar: TradingCalendar | None = None,
 ) -> PromotionDecision:
     """Load ``challenger`` and ``champion`` by alias, compare on ``rows``, decide, apply."""
     from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version
@@ -272,6 +274,7 @@ def promote_challenger(
         rows,
         history=history,
         truth=truth,
+        calendar=calendar,
     )
     decision = decide_promotion(c_report, h_report, criteria)
     decision.numbers["challenger_version"] = float(challenger.version)

@@ -17,6 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from daily_profit.trading_calendar import TradingCalendar
+
+# The synthetic firm trades and is labelled every calendar day.
+SYNTHETIC_CALENDAR = TradingCalendar(weekdays=frozenset(range(7)))
+
 # Student-t with 3 degrees of freedom has variance 3; dividing by sqrt(3) gives unit variance.
 _T_DF = 3.0
 _T_UNIT = float(np.sqrt(_T_DF / (_T_DF - 2.0)))
@@ -62,9 +67,11 @@ def make_synthetic(
     """A frame of ``n_accounts`` x ``n_days`` feature days (plus a warm-up for trailing windows).
 
     Columns of ``frame``: account_id, date, the features in ``SYNTHETIC_FEATURES``,
-    next_day_net_profit, next_day_breached, label_status ("observed", or "pending" on the last day),
-    label_date, feature_set_version. ``history``: account_id, date, net_profit (every simulated
-    day). ``truth``: account_id, date, expected_next_day_net_profit, next_day_std.
+    net_profit_next_session, breached_next_session, label_status ("observed", or "pending" on
+    the last day), target_end, feature_set_version. ``history``: account_id, date, net_profit
+    (every simulated day). ``truth``: account_id, date, expected_next_day_net_profit,
+    next_day_std. The synthetic firm trades every calendar day: every day is a session
+    (``SYNTHETIC_CALENDAR``), so each label's span is the next day alone.
     """
     rng = np.random.default_rng(seed)
     total = n_days + warmup_days + 1
@@ -170,12 +177,12 @@ def make_synthetic(
             "dist_daily_loss_limit_pct": (dist_daily / eq).ravel() * 100,
             "dist_drawdown_floor": (eq - floor).ravel(),
             "regime_vol": np.repeat(regime[rows], a),
-            "next_day_net_profit": pnl[warmup_days + 1 : warmup_days + n_days + 1].ravel(),
-            "next_day_breached": breach[warmup_days + 1 : warmup_days + n_days + 1].ravel(),
+            "net_profit_next_session": pnl[warmup_days + 1 : warmup_days + n_days + 1].ravel(),
+            "breached_next_session": breach[warmup_days + 1 : warmup_days + n_days + 1].ravel(),
         }
     ).with_columns(
         pl.col("date").cast(pl.Date),
-        (pl.col("date").cast(pl.Date) + pl.duration(days=1)).alias("label_date"),
+        (pl.col("date").cast(pl.Date) + pl.duration(days=1)).alias("target_end"),
         pl.lit("synthetic-v1").alias("feature_set_version"),
     )
     last_day = frame["date"].max()

@@ -595,8 +595,8 @@ def train_profit_model(
 ) -> TrainResult:
     """Train, calibrate and test the three-output next-day P&L model on a window of rows.
 
-    ``frame``: account_id, date, the feature columns, next_day_net_profit, next_day_breached,
-    label_status (optional label_date, feature_set_version). Rows with unusable labels are
+    ``frame``: account_id, date, the feature columns, net_profit_next_session, breached_next_session,
+    label_status (optional target_end, feature_set_version). Rows with unusable labels are
     dropped here, so the caller may pass the raw join of features and labels.
     """
     started = time.perf_counter()

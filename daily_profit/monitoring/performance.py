@@ -7,8 +7,10 @@ window that mixed versions would blame a new champion for its predecessor's erro
 retrain would not clear the verdict until the window had rolled past the old version.
 
 The baselines are the point-in-time mean baselines of evaluation (``modeling.baselines``) on
-the very same rows, from the P&L history the labels record; the best one (lowest RMSE in the
-window) is what the champion must beat.
+the very same rows and the same span target, from the full raw daily P&L history; the best one
+(lowest RMSE in the window) is what the champion must beat. RMSE and coverage are reported on
+all rows and on the rows with a non-zero outcome (``nonzero_``), the champion's and the best
+baseline's.
 
 Decay, read on the longest window: the champion's RMSE worse than the best baseline's by more
 than a margin, or the coverage of its 90% interval outside a band. Judged only once the window
@@ -73,11 +75,15 @@ def window_metrics(
     start: dt.date,
     end: dt.date,
     sessions: int = 1,
+    calendar: TradingCalendar | None = None,
 ) -> WindowPerformance:
     """The version's metrics over outcomes dated [start, end], beside the best mean baseline's
     on the same rows: ``rows``, ``days``, ``rmse``, ``mae``, ``coverage``, ``interval_score``,
     ``breach_brier``, ..., ``best_baseline_rmse``, ``best_baseline_mae``,
-    ``rmse_vs_best_baseline`` (the ratio; below 1 the champion wins)."""
+    ``rmse_vs_best_baseline`` (the ratio; below 1 the champion wins), and on the rows with a
+    non-zero outcome ``nonzero_rows``, ``nonzero_rmse``, ``nonzero_coverage``,
+    ``nonzero_best_baseline_rmse``. ``history``: the full raw daily P&L (account_id, date,
+    net_profit); ``calendar``: the spans' trading calendar."""
     rows = outcomes.filter(
         (pl.col("model_version") == version) & pl.col("date").is_between(start, end)
     ).sort("date", "account_id")
@@ -87,12 +93,18 @@ def window_metrics(
         return WindowPerformance(sessions, start, end, metrics, None)
     y = rows["realised_net_profit"].to_numpy()
     metrics["mae"] = float(np.mean(np.abs(y - rows["expected_net_profit"].to_numpy())))
-    base = baseline_predictions(rows.select("account_id", "date"), history)
+    base = baseline_predictions(rows.select("account_id", "date"), history, calendar)
     baseline_rmse = {
         name: float(np.sqrt(np.mean((y - base[name].to_numpy()) ** 2))) for name in MEAN_BASELINES
     }
     best = min(MEAN_BASELINES, key=lambda n: baseline_rmse[n])
     metrics["best_baseline_rmse"] = baseline_rmse[best]
+    moved = y != 0
+    metrics["nonzero_best_baseline_rmse"] = (
+        float(np.sqrt(np.mean((y[moved] - base[best].to_numpy()[moved]) ** 2)))
+        if moved.any()
+        else math.nan
+    )
     metrics["best_baseline_mae"] = float(np.mean(np.abs(y - base[best].to_numpy())))
     metrics["rmse_vs_best_baseline"] = (
         metrics["rmse"] / baseline_rmse[best] if baseline_rmse[best] > 0 else math.nan
@@ -168,6 +180,8 @@ def rolling_performance(
     if version is None:
         return None, {}
     return version, {
-        n: window_metrics(outcomes, history, version, window_start(calendar, day, n), day, n)
+        n: window_metrics(
+            outcomes, history, version, window_start(calendar, day, n), day, n, calendar
+        )
         for n in windows
     }

@@ -75,14 +75,15 @@ account_features_daily = derived_table(
     description="Features of each live funded account-day from data dated that day or earlier.",
 )
 
-labels_next_day = derived_table(
-    "labels_next_day",
+labels_next_session = derived_table(
+    "labels_next_session",
     LABEL_SCHEMA,
     key=("date", "account_id"),
-    description="For feature day D: the account's net profit and breach on D+1.",
+    description="For each trading session D: the account's net profit and breach over D's "
+    "target span, from the day after D up to and including the next session.",
 )
 
-DERIVED_TABLES = (stg_accounts_daily, account_features_daily, labels_next_day)
+DERIVED_TABLES = (stg_accounts_daily, account_features_daily, labels_next_session)
 
 
 # One row per account, feature day, model version and restatement: a later model adds its own
@@ -97,6 +98,8 @@ PREDICTION_SCHEMA = pl.Schema(
         "restatement": pl.Int64(),
         "model_role": pl.String(),
         "feature_set_version": pl.String(),
+        "target_start": pl.Date(),
+        "target_end": pl.Date(),
         "expected_net_profit": pl.Float64(),
         "p05": pl.Float64(),
         "p50": pl.Float64(),
@@ -121,7 +124,8 @@ daily_predictions = derived_table(
     "daily_predictions",
     PREDICTION_SCHEMA,
     key=("date", "account_id", "model_version", "restatement"),
-    description="Next-day P&L predictions per account, feature day and model version.",
+    description="Predictions of the P&L to the next session per account, session and model "
+    "version.",
 )
 
 DERIVED_TABLES = (*DERIVED_TABLES, daily_predictions)
@@ -140,7 +144,7 @@ prediction_outcomes = derived_table(
     "prediction_outcomes",
     OUTCOME_SCHEMA,
     key=("date", "account_id", "model_version"),
-    description="Each prediction of feature day D against what happened on D+1.",
+    description="Each prediction of session D against what happened over its target span.",
 )
 
 DERIVED_TABLES = (*DERIVED_TABLES, prediction_outcomes)
@@ -213,31 +217,36 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "dist_profit_target_usd": "Profit still needed to meet the target (USD).",
         "dist_profit_target_pct": "Profit still needed, % of starting balance.",
     },
-    "labels_next_day": {
-        "date": "Feature day D (a trading day).",
+    "labels_next_session": {
+        "date": "Trading session D (no labels for the other days).",
         "account_id": "The account (pseudonymous id).",
-        "label_date": "The day whose outcome is the label (D+1).",
-        "label_status": "available, idle (no row on D+1 but the account trades later), gone, "
-        "or pending (D+1 not ingested yet).",
+        "target_start": "First day of D's target span: the day after D.",
+        "target_end": "Last day of D's target span: the next session (the label is realised then).",
+        "label_status": "observed (a row on every day of the span), idle_no_row (the days "
+        "without a row proven idle by the balance), missing_row (a day's P&L unknown), "
+        "account_gone, or pending (the span's last day, or the grace days, not ingested yet).",
         "label_available": "True when the label can be learnt from.",
-        "next_day_net_profit": "Net P&L of D+1 in USD (0 on an idle day).",
-        "next_day_breached": "The account breached a loss limit on D+1 (API status).",
-        "breach_by_rules": "The plan's rules on end-of-day equity say D+1 breached.",
-        "next_day_eod_equity": "End-of-day equity of D+1 in USD.",
+        "net_profit_next_session": "Net P&L over the target span in USD (idle days count 0).",
+        "breached_next_session": "The account breached a loss limit on a day of the span "
+        "(API status).",
+        "breach_by_rules": "The plan's rules on end-of-day equity say the span breached.",
+        "eod_equity_next_session": "End-of-day equity of the span's last recorded day in USD.",
     },
     "daily_predictions": {
-        "date": "Feature day D: the prediction is for the next day.",
+        "date": "Session D: the prediction is for its target span (target_start..target_end).",
         "account_id": "The account (pseudonymous id).",
         "model_version": "The MLflow registered model version that scored the row.",
         "restatement": "0 for the day's first scoring by this version; 1, 2, ... for each "
         "rescoring after the day's inputs were restated (earlier rows are kept).",
         "model_role": "champion (the desk's) or challenger (shadow).",
         "feature_set_version": "Version of the feature set the row was scored from.",
-        "expected_net_profit": "Expected net P&L of the next day in USD.",
-        "p05": "5th percentile of the next day's net P&L (USD): the 90% interval's low end.",
-        "p50": "Median of the next day's net P&L (USD).",
-        "p95": "95th percentile of the next day's net P&L (USD): the interval's high end.",
-        "breach_probability": "Probability that the account breaches a loss limit next day.",
+        "target_start": "First day of the span the prediction is for: the day after D.",
+        "target_end": "Last day of the span: the next session (Friday: Saturday to Monday).",
+        "expected_net_profit": "Expected net P&L over the target span in USD.",
+        "p05": "5th percentile of the span's net P&L (USD): the 90% interval's low end.",
+        "p50": "Median of the span's net P&L (USD).",
+        "p95": "95th percentile of the span's net P&L (USD): the interval's high end.",
+        "breach_probability": "Probability that the account breaches a loss limit in the span.",
         "risk_score": "0-100 ranking of the accounts by risk (breach probability and tail).",
         "driver_1_feature": "The feature that moves the expected P&L most for this account.",
         "driver_1_contribution": "Its contribution to the expected P&L (USD).",
@@ -256,12 +265,14 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "account_id": "The account (pseudonymous id).",
         "model_version": "The model version that predicted.",
         "model_role": "Its role when it predicted.",
-        "expected_net_profit": "What it expected for the next day (USD).",
+        "target_start": "First day of the span predicted.",
+        "target_end": "Last day of the span predicted (the next session).",
+        "expected_net_profit": "What it expected for the span (USD).",
         "p05": "Low end of its 90% interval (USD).",
         "p95": "High end of its 90% interval (USD).",
         "breach_probability": "Its breach probability.",
-        "realised_net_profit": "What the next day's net P&L turned out to be (USD).",
-        "realised_breach": "Whether the account breached on the next day.",
+        "realised_net_profit": "What the span's net P&L turned out to be (USD).",
+        "realised_breach": "Whether the account breached in the span.",
         "error": "Realised minus expected net P&L (USD).",
         "covered": "The realised P&L fell inside the 90% interval.",
         "new_account": "The account had under 5 days of history.",

@@ -58,6 +58,17 @@ POLARS_TYPES: dict[Kind, pl.DataType] = {
 }
 
 
+# What a JSON page's values are read as, column-wise (``SourceSpec.record_type``).
+_JSON_ARROW_TYPES: dict[Kind, pa.DataType] = {
+    Kind.STR: pa.string(),
+    Kind.INT: pa.int64(),
+    Kind.FLOAT: pa.float64(),
+    Kind.BOOL: pa.bool_(),
+    Kind.DATE: pa.string(),
+    Kind.TS: pa.string(),
+}
+
+
 def snake_case(name: str) -> str:
     """API name -> warehouse column: acronyms stay one word (``volumeUSD`` -> ``volume_usd``)."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
@@ -188,6 +199,14 @@ class SourceSpec:
     @property
     def natural_key_api(self) -> tuple[str, ...]:
         return tuple(self.by_column[c].api for c in self.natural_key)
+
+    @property
+    def record_type(self) -> pa.StructType | None:
+        """The record's fields as Arrow reads them from a JSON page (dates and timestamps as
+        text, parsed here); None for a source read record by record (the CSV, JSON objects)."""
+        if self.from_text or any(f.kind is Kind.JSON for f in self.fields):
+            return None
+        return pa.struct([(f.api, _JSON_ARROW_TYPES[f.kind]) for f in self.fields])
 
 
 # --- metrics ----------------------------------------------------------------------------------
@@ -563,12 +582,17 @@ class FieldProfile:
 
 
 def _field_stats(
-    f: FieldSpec, values: list, s: pl.Series, rejected: set[int], present: int, text: bool
+    f: FieldSpec,
+    values: Sequence[object],
+    s: pl.Series,
+    rejected: set[int],
+    present: int,
+    text: bool,
 ) -> FieldStats:
     """A field's stats; the typed column answers unless a value was rejected (rare)."""
     if not rejected:
         # Every non-null value was of a type the field accepts: the column's nulls say it all.
-        non_null = len(values) - s.null_count()
+        non_null = len(s) - s.null_count()
         if text:
             # CSV: an empty cell is missing; every other cell is text.
             name = "string"
@@ -851,24 +875,31 @@ def _ts_value(value: str) -> object | None:
         return None
 
 
-def _timestamps(f: FieldSpec, values: list, reasons: _Reasons, rejected: set[int]) -> pl.Series:
+def _timestamps(
+    f: FieldSpec, values: list | pa.Array, reasons: _Reasons, rejected: set[int]
+) -> pl.Series:
     """ISO timestamps with an offset -> Datetime(ms, UTC).
 
     Arrow's ISO 8601 cast is several times faster than polars' strptime on distinct strings;
     it refuses a timestamp without an offset and one more precise than milliseconds (nothing
     is truncated). A batch it refuses is redone value by value to find the culprits.
     """
-    try:
-        text = pa.array(values, pa.string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        s, bad = _strict(f, values, pl.String, reasons)
-        rejected.update(bad)
-        values = s.to_list()
-        text = s.to_arrow()
+    if isinstance(values, pa.Array):
+        text = values
+    else:
+        try:
+            text = pa.array(values, pa.string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            s, bad = _strict(f, values, pl.String, reasons)
+            rejected.update(bad)
+            values = s.to_list()
+            text = s.to_arrow()
     try:
         return pl.Series(f.column, text.cast(_TS_ARROW))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
+    if isinstance(values, pa.Array):
+        values = values.to_pylist()
     parsed = {v: _ts_value(v) for v in set(values) if v is not None}
     out: list[object | None] = []
     for i, v in enumerate(values):
@@ -895,6 +926,63 @@ def _api_column(f: FieldSpec, values: list, reasons: _Reasons) -> tuple[pl.Serie
     if f.kind is Kind.INT or f.kind is Kind.FLOAT:
         s = _reject_bools(f, s, values, reasons, rejected)
     return s, rejected
+
+
+def _distinct_mapped(
+    f: FieldSpec,
+    s: pl.Series,
+    convert: Callable[[object], object | None],
+    dtype: pl.DataType | type[pl.DataType],
+    reasons: _Reasons,
+) -> tuple[pl.Series, set[int]]:
+    """``_mapped`` for a text column read column-wise: each distinct value converted once."""
+    table = {v: convert(v) for v in s.unique().to_list() if v is not None}
+    rejected: set[int] = set()
+    bad = [v for v, out in table.items() if out is None]
+    if bad:
+        for i in _rows(s.is_in(bad)):
+            reasons.add(i, _invalid_text(f, s[i]))
+            rejected.add(i)
+    good = {v: out for v, out in table.items() if out is not None}
+    if not good:
+        return pl.Series(f.column, [None] * len(s), dtype=dtype), rejected
+    if len(good) == 1 and not bad and not s.null_count():
+        # Typical: every record of a daily batch carries the same date.
+        (out,) = good.values()
+        return pl.Series(f.column, [out], dtype=dtype).new_from_index(0, len(s)), rejected
+    mapped = s.replace_strict(
+        list(good), pl.Series(list(good.values()), dtype=dtype), default=None, return_dtype=dtype
+    )
+    return mapped.alias(f.column), rejected
+
+
+def _arrow_column(f: FieldSpec, values: pa.Array, reasons: _Reasons) -> tuple[pl.Series, set[int]]:
+    """A field's column as Arrow's JSON reader typed it (``SourceSpec.record_type``).
+
+    The reader already refused any value of another JSON type, so only text is checked here:
+    dates, timestamps and case-insensitive choices, as ``_api_column`` does.
+    """
+    if f.kind is Kind.TS:
+        rejected: set[int] = set()
+        return _timestamps(f, values, reasons, rejected), rejected
+    s = pl.Series(f.column, values)
+    if f.kind is Kind.DATE:
+        return _distinct_mapped(f, s, _py_date, pl.Date, reasons)
+    if f.fold_case:
+        return _distinct_mapped(f, s, _choice_converter(f), pl.String, reasons)
+    return s, set()
+
+
+class _TableRows:
+    """Rows of an Arrow table as dicts, made only for the (few) rows a quarantine holds."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __getitem__(self, i: int) -> dict:
+        return self.table.slice(i, 1).to_pylist()[0]
 
 
 def _text_column(f: FieldSpec, values: list, reasons: _Reasons) -> tuple[pl.Series, set[int]]:
@@ -1093,7 +1181,7 @@ _NO_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
 def _quarantine_frame(
     spec: SourceSpec,
-    records: list[dict],
+    records: Sequence[dict] | _TableRows,
     rows: list[int],
     reasons: list[str],
     dates: list[dt.date | None],
@@ -1117,7 +1205,7 @@ def _quarantine_frame(
 
 def parse_records(
     source: str,
-    records: Sequence[object],
+    records: Sequence[object] | pa.Table,
     *,
     partition: dt.date | None,
     superseded: Sequence[object] = (),
@@ -1139,8 +1227,15 @@ def parse_records(
     null accountIds): it takes the valid rows and returns them in the same order. A
     :class:`~daily_profit.served.FlaggedRecord` is parsed like any record and quarantined with
     its problem and its text as served.
+
+    ``records`` may also be an Arrow table of the contract's fields typed by
+    ``SourceSpec.record_type`` (what the client reads from plain pages, its keys distinct):
+    the same rules then run on its columns, with no Python object per record; only the rows
+    sent to quarantine are turned into dicts, for their payload.
     """
     spec = source_spec(source)
+    if isinstance(records, pa.Table):
+        return _parse_columns(spec, records, partition=partition, resolve=resolve)
     items: list = records if isinstance(records, list) else list(records)
     if superseded:
         items = [*items, *superseded]
@@ -1195,6 +1290,81 @@ def parse_records(
         _check_column(f, s, rejected, reasons)
         columns[f.column] = s
         stats[f.api] = _field_stats(f, values, s, rejected, present, spec.from_text)
+    return _settle(
+        spec,
+        columns,
+        stats,
+        reasons,
+        recs,
+        partition=partition,
+        resolve=resolve,
+        dropped=dropped,
+        conflicting=conflicting,
+        unknown_fields=_unknown_fields(spec, recs, all_present) if n else {},
+        raw_text=raw_text,
+        not_objects=not_objects,
+    )
+
+
+def _parse_columns(
+    spec: SourceSpec,
+    table: pa.Table,
+    *,
+    partition: dt.date | None,
+    resolve: Callable[[pl.DataFrame], pl.DataFrame] | None,
+) -> ParsedRecords:
+    """``parse_records`` of an Arrow table read from plain pages: every field of every record
+    is present with a value of its JSON type or null, so presence, types and unknown fields are
+    settled; values, rules and keys are checked as for records."""
+    if table.column_names != [f.api for f in spec.fields]:
+        raise ValueError(
+            f"{spec.name}: columns {table.column_names} are not the contract's fields in order"
+        )
+    n = table.num_rows
+    reasons = _Reasons()
+    columns: dict[str, pl.Series] = {}
+    stats: dict[str, FieldStats] = {}
+    for f in spec.fields:
+        values = table.column(f.api).combine_chunks()
+        s, rejected = _arrow_column(f, values, reasons)
+        _check_column(f, s, rejected, reasons)
+        columns[f.column] = s
+        stats[f.api] = _field_stats(
+            f, values.to_pylist() if rejected else (), s, rejected, n, text=False
+        )
+    return _settle(
+        spec,
+        columns,
+        stats,
+        reasons,
+        _TableRows(table),
+        partition=partition,
+        resolve=resolve,
+        dropped=0,
+        conflicting=0,
+        unknown_fields={},
+    )
+
+
+def _settle(
+    spec: SourceSpec,
+    columns: dict[str, pl.Series],
+    stats: dict[str, FieldStats],
+    reasons: _Reasons,
+    recs: Sequence[dict] | _TableRows,
+    *,
+    partition: dt.date | None,
+    resolve: Callable[[pl.DataFrame], pl.DataFrame] | None,
+    dropped: int,
+    conflicting: int,
+    unknown_fields: dict[str, int],
+    raw_text: Mapping[int, str] | None = None,
+    not_objects: Sequence[object] = (),
+) -> ParsedRecords:
+    """The typed columns of a batch -> valid rows and quarantine: row rules, account ids,
+    copies of one key (served last), and a reason for every record set aside."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    copy_reason = conflicting_copy_reason(spec.natural_key_api)
     _check_rows(spec, columns, partition, reasons)
 
     frame = pl.DataFrame(list(columns.values()))
@@ -1234,13 +1404,13 @@ def parse_records(
         raw_text,
     )
     if not_objects:
-        quarantine = pl.concat([quarantine, _not_objects_frame(spec, not_objects, partition)])
+        quarantine = pl.concat([quarantine, _not_objects_frame(spec, list(not_objects), partition)])
     return ParsedRecords(
         source=spec.name,
         partition=partition,
         valid=valid,
         quarantine=quarantine,
-        unknown_fields=_unknown_fields(spec, recs, all_present) if n else {},
+        unknown_fields=unknown_fields,
         dropped=dropped,
         profile=FieldProfile(spec.name, partition, n, stats),
         conflicting_copies=conflicting,

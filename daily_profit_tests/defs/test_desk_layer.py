@@ -29,13 +29,21 @@ DAY = dt.date(2025, 2, 6)
 OUT_OF_SAMPLE_FROM = dt.date(2025, 1, 25)
 
 
-def _oracle_predictions(features: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
-    """Predictions as the sandbox's truth makes them (exact mean and spread; a breach
+def _oracle_predictions(
+    features: pl.DataFrame, labels: pl.DataFrame, truth: pl.DataFrame
+) -> pl.DataFrame:
+    """Predictions for the sessions as the sandbox's truth makes them (its next-day mean and
+    spread, close enough to the span's for the report's plumbing; a breach
     probability rising with the low end): what the desk report reads, without a training."""
     mean, sd = pl.col("expected_next_day_net_profit"), pl.col("next_day_std")
     p05 = mean - Z95 * sd
     return (
         features.select("date", "account_id", "feature_set_version")
+        .join(
+            labels.select("date", "account_id", "target_start", "target_end"),
+            on=["date", "account_id"],
+            how="inner",
+        )
         .join(
             truth.select(pl.col("accountId").alias("account_id"), "date", mean, sd),
             on=["date", "account_id"],
@@ -89,7 +97,8 @@ def store(tmp_path_factory):
     )
     assert built.success
     features = warehouse.read_partitions("account_features_daily", FIRST, LAST)
-    predictions = _oracle_predictions(features, data.ground_truth)
+    labels = warehouse.read_partitions("labels_next_session", FIRST, LAST)
+    predictions = _oracle_predictions(features, labels, data.ground_truth)
     days = [FIRST + dt.timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
     warehouse.replace_partitions("daily_predictions", predictions, dates=days, run_id="oracle")
     yield warehouse

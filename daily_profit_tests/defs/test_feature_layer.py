@@ -4,6 +4,7 @@ own check results, on both warehouses."""
 import datetime as dt
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from daily_profit.api.client import RiskApiClient
@@ -18,6 +19,7 @@ from daily_profit.ingestion.sources import TRADES_CLOSED
 from daily_profit.sandbox.faults import FAULTS_HEADER
 from daily_profit.sandbox.server import SandboxServer
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
+from daily_profit.trading_calendar import trading_calendar
 from daily_profit.warehouse.desk import refresh_summary
 from daily_profit.warehouse.io import Warehouse
 from daily_profit.warehouse.migrate import upgrade
@@ -63,14 +65,20 @@ def test_a_range_of_days_is_one_run_with_a_check_result_per_day(loaded_warehouse
 
     features = store.read_partitions("account_features_daily", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
     staging = store.read_partitions("stg_accounts_daily", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
-    labels = store.read_partitions("labels_next_day", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
-    assert features.height == staging.height == labels.height > 0
+    labels = store.read_partitions("labels_next_session", FIRST_FEATURE_DAY, LAST_FEATURE_DAY)
+    assert features.height == staging.height > 0
+    # Labels only for the sessions of the trading calendar (Monday to Friday by default).
+    assert labels.height == trading_calendar().only_sessions(features).height > 0
+    assert labels["date"].map_elements(lambda d: d.weekday() < 5, pl.Boolean).all()
     assert features.columns == output_columns()
     assert set(features["feature_set_version"].unique()) == {feature_set_version()}
     assert features["date"].n_unique() == days
 
     # Every day of the range has its own result for each check, in the instance.
-    for asset, check in [("account_features_daily", COVERAGE), ("labels_next_day", LABEL_COVERAGE)]:
+    for asset, check in [
+        ("account_features_daily", COVERAGE),
+        ("labels_next_session", LABEL_COVERAGE),
+    ]:
         records = instance.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(dg.AssetKey(asset), check), limit=100
         )

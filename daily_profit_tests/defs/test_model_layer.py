@@ -12,6 +12,7 @@ from daily_profit.defs.model.assets import CHAMPION_PROMOTION, model_assets, pre
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
+from daily_profit.trading_calendar import trading_calendar
 from daily_profit.warehouse.io import Warehouse
 from daily_profit.warehouse.migrate import upgrade
 from daily_profit_tests.defs.landing import land_raw_layer
@@ -89,8 +90,17 @@ def test_train_promote_predict_and_keep_every_version(store, tmp_path):
     )
     assert predicted.success
     rows = store.read_partitions("daily_predictions", FIRST, LAST)
-    features = store.read_partitions("account_features_daily", FIRST, LAST)
+    # Predictions only for sessions, each saying the span it is for (Friday: Saturday..Monday).
+    features = trading_calendar().only_sessions(
+        store.read_partitions("account_features_daily", FIRST, LAST)
+    )
     assert rows.filter(pl.col("model_version") == "1").height == features.height
+    spans = rows.select("date", "target_start", "target_end").unique()
+    assert (spans["target_start"] == spans["date"] + dt.timedelta(days=1)).all()
+    fridays = spans.filter(pl.col("date").dt.weekday() == 5)
+    assert (
+        fridays.height and (fridays["target_end"] == fridays["date"] + dt.timedelta(days=3)).all()
+    )
     assert (rows["p05"] <= rows["p50"]).all() and (rows["p50"] <= rows["p95"]).all()
     assert rows["in_sample"].any() and not rows["in_sample"].all()
     records = instance.event_log_storage.get_asset_check_execution_history(

@@ -14,14 +14,29 @@ from daily_profit.defs.model.assets import (
     model_performance,
 )
 from daily_profit.defs.resources import WarehouseResource
-from daily_profit.warehouse.io import Warehouse
+from daily_profit.warehouse.io import Warehouse, table_info
 from daily_profit.warehouse.migrate import upgrade
 from daily_profit_tests.monitoring.outcomes_factory import (
     LAST_DAY,
+    known_history,
     known_labels,
     known_outcomes,
     weekdays,
 )
+
+
+def _raw_daily(history: pl.DataFrame) -> pl.DataFrame:
+    """Raw daily metrics rows carrying ``history``'s P&L (what the baselines read); the other
+    required fields hold placeholders of their type."""
+    info = table_info("raw_metrics_daily")
+    filler = {
+        c: pl.lit("x") if info.schema[c] == pl.String else pl.lit(0).cast(info.schema[c])
+        for c in info.not_null
+        if c not in history.columns
+    }
+    rows = history.with_columns(**filler)
+    absent = [pl.lit(None, info.schema[c]).alias(c) for c in info.business if c not in rows.columns]
+    return rows.with_columns(absent).select(info.business)
 
 
 @pytest.fixture
@@ -29,7 +44,14 @@ def store(sqlite_url):
     upgrade(sqlite_url)
     warehouse = Warehouse(sqlite_url)
     days = weekdays()
-    warehouse.replace_partitions("labels_next_day", known_labels(), dates=days, run_id="test")
+    warehouse.replace_partitions("labels_next_session", known_labels(), dates=days, run_id="test")
+    history = known_history()
+    warehouse.replace_partitions(
+        "raw_metrics_daily",
+        _raw_daily(history),
+        dates=sorted(set(history["date"].to_list())),
+        run_id="test",
+    )
     warehouse.replace_partitions("prediction_outcomes", known_outcomes(), dates=days, run_id="test")
     yield warehouse
     warehouse.dispose()

@@ -173,5 +173,5 @@ def test_prior_state_gives_the_same_rows_as_the_whole_history(firm) -> None:
 def test_plan_rules_match_the_api_breaches(built) -> None:
     """The sandbox breaches by the contract's rules on the close: rules and API agree exactly."""
     observed = built.labels.filter(pl.col("label_status") == "observed")
-    assert observed["next_day_breached"].sum() > 0
-    assert (observed["breach_by_rules"] == observed["next_day_breached"]).all()
+    assert observed["breached_next_session"].sum() > 0
+    assert (observed["breach_by_rules"] == observed["breached_next_session"]).all()

@@ -28,7 +28,7 @@ def _frame(n_days: int, n_accounts: int = 3, skip_weekends: bool = False) -> pl.
         days = [d for d in days if d.weekday() < 5]
     days = days[:n_days]
     rows = [
-        {"account_id": f"A{a}", "date": d, "x": float(i), "next_day_net_profit": 1.0}
+        {"account_id": f"A{a}", "date": d, "x": float(i), "net_profit_next_session": 1.0}
         for i, d in enumerate(days)
         for a in range(n_accounts)
     ]
@@ -39,8 +39,8 @@ def _frame(n_days: int, n_accounts: int = 3, skip_weekends: bool = False) -> pl.
         for i, d in enumerate(days)
     }
     return frame.with_columns(
-        pl.col(DATE).replace_strict(nxt, return_dtype=pl.Date).alias("label_date"),
-        pl.lit(False).alias("next_day_breached"),
+        pl.col(DATE).replace_strict(nxt, return_dtype=pl.Date).alias("target_end"),
+        pl.lit(False).alias("breached_next_session"),
     )
 
 
@@ -71,7 +71,7 @@ def test_split_refuses_a_window_too_short() -> None:
 
 def test_split_refuses_labels_realised_too_late() -> None:
     # A label realised three days later overlaps the next segment despite a one-day gap.
-    frame = _frame(40).with_columns((pl.col(DATE) + pl.duration(days=3)).alias("label_date"))
+    frame = _frame(40).with_columns((pl.col(DATE) + pl.duration(days=3)).alias("target_end"))
     with pytest.raises(ValueError, match="leakage"):
         split_by_date(frame, SplitConfig(gap_days=1))
 
@@ -91,8 +91,8 @@ def test_usable_rows_follow_label_availability() -> None:
         {
             "account_id": ["a", "b", "c", "d"],
             "date": [dt.date(2025, 1, 1)] * 4,
-            "next_day_net_profit": [1.0, None, 0.0, np.nan],
-            "next_day_breached": [False, None, False, False],
+            "net_profit_next_session": [1.0, None, 0.0, np.nan],
+            "breached_next_session": [False, None, False, False],
             "label_status": ["observed", "pending", "idle_no_row", "observed"],
         }
     )
@@ -103,4 +103,4 @@ def test_usable_rows_follow_label_availability() -> None:
 
 def test_labels_are_never_features() -> None:
     with pytest.raises(ValueError, match="not features"):
-        check_feature_columns(["x", "next_day_net_profit"])
+        check_feature_columns(["x", "net_profit_next_session"])

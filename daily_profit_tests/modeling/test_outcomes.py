@@ -10,7 +10,8 @@ import pytest
 
 from daily_profit.modeling.outcomes import performance, performance_by_role, prediction_outcomes
 
-D = dt.date(2025, 3, 3)
+D = dt.date(2025, 3, 3)  # a Monday: its span is Tuesday
+SPAN = {"target_start": dt.date(2025, 3, 4), "target_end": dt.date(2025, 3, 4)}
 
 
 def _predictions() -> pl.DataFrame:
@@ -20,6 +21,8 @@ def _predictions() -> pl.DataFrame:
             "account_id": ["a", "b", "c", "a"],
             "model_version": ["1", "1", "1", "2"],
             "model_role": ["champion", "champion", "champion", "challenger"],
+            "target_start": [SPAN["target_start"]] * 4,
+            "target_end": [SPAN["target_end"]] * 4,
             "expected_net_profit": [10.0, -5.0, 0.0, 20.0],
             "p05": [-100.0, -50.0, -10.0, 0.0],
             "p95": [100.0, 50.0, 10.0, 30.0],
@@ -34,8 +37,10 @@ def _labels() -> pl.DataFrame:
         {
             "date": [D, D, D],
             "account_id": ["a", "b", "c"],
-            "next_day_net_profit": [50.0, -80.0, None],
-            "next_day_breached": [False, True, None],
+            "target_start": [SPAN["target_start"]] * 3,
+            "target_end": [SPAN["target_end"]] * 3,
+            "net_profit_next_session": [50.0, -80.0, None],
+            "breached_next_session": [False, True, None],
             "label_available": [True, True, False],
         }
     )
@@ -67,3 +72,25 @@ def test_performance_metrics_per_role():
     assert flat["champion_rmse"] == pytest.approx(champion["rmse"])
     assert flat["challenger_coverage"] == pytest.approx(0.0)  # 50 above p95 = 30
     assert flat["champion_new_accounts_rows"] == 0.0
+    assert flat["champion_nonzero_rows"] == 2.0
+
+
+def test_a_prediction_is_scored_only_against_the_span_it_was_made_for():
+    # A prediction recorded for another span (one calendar day, before labels followed the
+    # trading calendar) is not scored against the label of the session's span.
+    other_span = _predictions().with_columns(pl.lit(dt.date(2025, 3, 5)).alias("target_end"))
+    assert prediction_outcomes(other_span, _labels()).is_empty()
+
+
+def test_metrics_on_rows_with_a_non_zero_outcome():
+    out = prediction_outcomes(_predictions(), _labels()).with_columns(
+        pl.when(pl.col("account_id") == "a")
+        .then(0.0)
+        .otherwise(pl.col("realised_net_profit"))
+        .alias("realised_net_profit")
+    )
+    champion = performance(out.filter(pl.col("model_role") == "champion"))
+    assert champion["nonzero_rows"] == 1.0
+    assert champion["nonzero_rmse"] == pytest.approx(75.0)  # b alone: -80 against -5
+    assert champion["nonzero_coverage"] == pytest.approx(0.0)
+    assert champion["coverage"] == pytest.approx(0.5)  # a's zero is inside its interval

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from daily_profit.modeling.baselines import MEAN_BASELINES
 from daily_profit.modeling.bundle import ModelBundle
 from daily_profit.modeling.dataset import DATE, label_dates
 from daily_profit.modeling.evaluate import evaluate_result
@@ -24,7 +25,7 @@ from daily_profit_tests.modeling.sandbox_frame import SandboxFrame
 def test_coverage_on_sandbox_test_days_is_within_88_92(trained: TrainResult) -> None:
     """Default-size sandbox (~2,000 test rows over ~23 days): the issue's 88-92% band."""
     tp = trained.test_predictions
-    y = tp["next_day_net_profit"].to_numpy()
+    y = tp["net_profit_next_session"].to_numpy()
     coverage = float(np.mean((y >= tp["p05"].to_numpy()) & (y <= tp["p95"].to_numpy())))
     assert y.size > 1_500
     assert 0.88 <= coverage <= 0.92, coverage
@@ -50,7 +51,7 @@ def test_outputs_are_finite_and_ordered(trained: TrainResult) -> None:
 
 def test_model_against_baselines(sandbox: SandboxFrame, trained: TrainResult) -> None:
     report = evaluate_result(trained, history=sandbox.history, truth=sandbox.truth)
-    for predictor in ("model", "zero", "yesterday", "trailing_5d", "trailing_20d", "account_mean"):
+    for predictor in ("model", *MEAN_BASELINES):
         assert math.isfinite(report.get(predictor, "rmse")), predictor
     assert math.isfinite(report.get("oracle", "mse"))
     assert "test_model_share_of_achievable_mse_gain" in report.flat()

@@ -12,7 +12,7 @@ from mlflow.models import Model
 
 from daily_profit.modeling.evaluate import evaluate_result
 from daily_profit.modeling.promotion import compare_on_rows, decide_promotion, promote_challenger
-from daily_profit.modeling.synthetic import SyntheticData
+from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData
 from daily_profit.modeling.tracking import (
     CHALLENGER,
     CHAMPION,
@@ -31,7 +31,12 @@ from daily_profit.modeling.train import SearchBudget, TrainConfig, TrainResult, 
 def logged(
     mlflow_target: TrackingTarget, trained_synthetic: TrainResult, synthetic: SyntheticData
 ) -> LoggedModel:
-    report = evaluate_result(trained_synthetic, history=synthetic.history, truth=synthetic.truth)
+    report = evaluate_result(
+        trained_synthetic,
+        history=synthetic.history,
+        truth=synthetic.truth,
+        calendar=SYNTHETIC_CALENDAR,
+    )
     return log_training_run(
         mlflow_target, trained_synthetic, report, dagster_run_id="dagster-run-1"
     )
@@ -159,7 +164,9 @@ def test_promotion_through_mlflow(
     """First version judged against baselines; a second judged against it; tags say why."""
     client = mlflow_target.client()
     rows = synthetic.frame
-    first = promote_challenger(mlflow_target, rows)
+    first = promote_challenger(
+        mlflow_target, rows, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
+    )
     assert first.kind == "vs_baselines"
     version = client.get_model_version(mlflow_target.registered_model_name, logged.version)
     assert version.tags["promotion.decision"] == ("promoted" if first.promote else "kept")
@@ -171,12 +178,22 @@ def test_promotion_through_mlflow(
 
     quick = TrainConfig(seed=1, budget=SearchBudget(n_trials=1, n_folds=2))
     second = train_profit_model(synthetic.frame, synthetic.feature_columns, quick)
-    report = evaluate_result(second, history=synthetic.history, truth=synthetic.truth)
+    report = evaluate_result(
+        second, history=synthetic.history, truth=synthetic.truth, calendar=SYNTHETIC_CALENDAR
+    )
     new = log_training_run(mlflow_target, second, report)
-    decision = promote_challenger(mlflow_target, rows)
+    decision = promote_challenger(
+        mlflow_target, rows, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
+    )
     assert decision.kind == "vs_champion"
     # The pure decision on the same rows agrees with what was applied.
-    c, h = compare_on_rows(second.bundle, trained_synthetic.bundle, rows)
+    c, h = compare_on_rows(
+        second.bundle,
+        trained_synthetic.bundle,
+        rows,
+        synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
     assert decide_promotion(c, h).promote == decision.promote
     champion = client.get_model_version_by_alias(mlflow_target.registered_model_name, CHAMPION)
     assert str(champion.version) == (new.version if decision.promote else logged.version)

@@ -13,7 +13,7 @@ from daily_profit_tests.modeling.conftest import small_config
 
 def _coverage(result: TrainResult) -> tuple[float, int]:
     tp = result.test_predictions
-    y = tp["next_day_net_profit"].to_numpy()
+    y = tp["net_profit_next_session"].to_numpy()
     inside = (y >= tp["p05"].to_numpy()) & (y <= tp["p95"].to_numpy())
     return float(inside.mean()), y.size
 
@@ -42,8 +42,8 @@ def test_unusable_labels_are_not_trained_on(synthetic: SyntheticData) -> None:
     frame = synthetic.frame.with_columns(
         pl.when(pl.col(DATE) == pl.col(DATE).max())
         .then(None)
-        .otherwise(pl.col("next_day_net_profit"))
-        .alias("next_day_net_profit")
+        .otherwise(pl.col("net_profit_next_session"))
+        .alias("net_profit_next_session")
     )
     result = train_profit_model(frame, synthetic.feature_columns, small_config())
     assert result.split.test[DATE].max() < frame[DATE].max()

@@ -15,6 +15,7 @@ import polars as pl
 
 from daily_profit.features.labels import LABEL_SCHEMA
 from daily_profit.modeling.outcomes import OUTCOME_SCHEMA
+from daily_profit.trading_calendar import TradingCalendar
 
 FIRST_DAY, LAST_DAY = dt.date(2025, 2, 3), dt.date(2025, 3, 14)  # Monday .. Friday
 SHARP_SESSIONS = 7
@@ -69,20 +70,32 @@ def known_outcomes() -> pl.DataFrame:
                     "covered": False,
                 }
             )
-    return pl.DataFrame(rows).select(OUTCOME_SCHEMA.names()).cast(dict(OUTCOME_SCHEMA))
+    frame = TradingCalendar().with_spans(pl.DataFrame(rows))
+    return frame.select(OUTCOME_SCHEMA.names()).cast(dict(OUTCOME_SCHEMA))
 
 
 def known_labels() -> pl.DataFrame:
-    """The labels of the same account-days: the realised P&L of each feature day's next day."""
+    """The labels of the same account-days: the realised P&L of each session's target span."""
     outcomes = known_outcomes().filter(pl.col("model_version") == "1")
     return outcomes.select(
         "date",
         "account_id",
-        (pl.col("date") + pl.duration(days=1)).alias("label_date"),
+        "target_start",
+        "target_end",
         pl.lit("observed").alias("label_status"),
         pl.lit(True).alias("label_available"),
-        pl.col("realised_net_profit").alias("next_day_net_profit"),
-        pl.lit(False).alias("next_day_breached"),
+        pl.col("realised_net_profit").alias("net_profit_next_session"),
+        pl.lit(False).alias("breached_next_session"),
         pl.lit(False).alias("breach_by_rules"),
-        pl.lit(None, dtype=pl.Float64).alias("next_day_eod_equity"),
+        pl.lit(None, dtype=pl.Float64).alias("eod_equity_next_session"),
     ).cast(dict(LABEL_SCHEMA))
+
+
+def known_history() -> pl.DataFrame:
+    """The raw daily P&L behind the labels: the accounts trade on weekdays only, so each span's
+    P&L is its last day's (account_id, date, net_profit)."""
+    return known_labels().select(
+        "account_id",
+        pl.col("target_end").alias("date"),
+        pl.col("net_profit_next_session").alias("net_profit"),
+    )

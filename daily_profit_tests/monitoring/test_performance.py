@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from daily_profit.modeling.baselines import history_from_labels
 from daily_profit.monitoring.performance import (
     DecayRules,
     WindowPerformance,
@@ -20,7 +19,7 @@ from daily_profit.trading_calendar import TradingCalendar
 from daily_profit_tests.monitoring.outcomes_factory import (
     LAST_DAY,
     SHARP_SESSIONS,
-    known_labels,
+    known_history,
     known_outcomes,
     weekdays,
 )
@@ -38,7 +37,7 @@ def test_windows_count_trading_sessions_back_from_the_day() -> None:
 
 def test_rolling_windows_of_the_champion_against_the_best_baseline() -> None:
     outcomes = known_outcomes()
-    history = history_from_labels(known_labels())
+    history = known_history()
     version, windows = rolling_performance(outcomes, history, LAST_DAY, CALENDAR)
     assert version == "1"  # the challenger's rows never enter the champion's windows
     day, week, month = windows[1], windows[7], windows[28]
@@ -57,7 +56,12 @@ def test_rolling_windows_of_the_champion_against_the_best_baseline() -> None:
         assert window.metrics["breach_brier"] == pytest.approx(0.01)
     # P&L swinging between +10 and -10: the zero baseline is exactly 10 off, and none of the
     # mean baselines does better than ~10 (yesterday's is 20 off).
-    assert month.best_baseline in {"zero", "trailing_20d", "account_mean", "trailing_5d"}
+    assert month.best_baseline in {
+        "zero",
+        "trailing_20_sessions",
+        "account_mean",
+        "trailing_5_sessions",
+    }
     assert 9.0 <= month.metrics["best_baseline_rmse"] <= 10.0 + 1e-9
     assert month.metrics["rmse_vs_best_baseline"] == pytest.approx(
         month.metrics["rmse"] / month.metrics["best_baseline_rmse"]

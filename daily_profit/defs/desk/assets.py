@@ -18,6 +18,7 @@ from daily_profit.desk.report import (
     report_folder,
     write_report,
 )
+from daily_profit.features.labels import NET_PROFIT_NEXT_SESSION
 
 DESK_GROUP = "desk"
 STAGING_COLUMNS = ("date", "account_id", "login", "platform", "broker", "trader",
@@ -95,7 +96,7 @@ def report_metadata(report: DeskReport, folder_path: str, figures: dict[str, byt
 @dg.asset(
     group_name=DESK_GROUP,
     partitions_def=daily_partitions,
-    deps=["daily_predictions", "stg_accounts_daily", "labels_next_day", "raw_trades_open"],
+    deps=["daily_predictions", "stg_accounts_daily", "labels_next_session", "raw_trades_open"],
     kinds={"polars", "matplotlib"},
     tags={"layer": "desk"},
 )
@@ -131,10 +132,16 @@ def desk_report(
             columns=list(STAGING_COLUMNS),
         ),
         labels=store.read_partitions(
-            "labels_next_day",
+            "labels_next_session",
             first,
             day,
-            columns=["date", "account_id", "label_available", "next_day_net_profit"],
+            columns=[
+                "date",
+                "account_id",
+                "target_end",
+                "label_available",
+                NET_PROFIT_NEXT_SESSION,
+            ],
         ),
         trades_open=store.read_partitions("raw_trades_open", day, day),
         settings=settings,

@@ -30,6 +30,7 @@ from daily_profit.features.pipeline import (
     label_horizon_end,
     required_history_start,
 )
+from daily_profit.trading_calendar import trading_calendar
 from daily_profit.warehouse.desk import refresh_summary
 from daily_profit.warehouse.io import Warehouse
 
@@ -38,8 +39,11 @@ FEATURES_GROUP = "features"
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 LOOKBACK = dg.TimeWindowPartitionMapping(start_offset=-FEATURE_HISTORY_DAYS)
+# A label of D reads its target span (up to the next session) and the grace days after it.
 NEXT_DAYS = dg.TimeWindowPartitionMapping(
-    start_offset=1, end_offset=1 + LABEL_GRACE_DAYS, allow_nonexistent_upstream_partitions=True
+    start_offset=1,
+    end_offset=trading_calendar().longest_span_days() + LABEL_GRACE_DAYS,
+    allow_nonexistent_upstream_partitions=True,
 )
 LABEL_COLUMNS = [
     "account_id",
@@ -231,19 +235,26 @@ def account_features_daily(
     kinds={"polars", "sql"},
     tags={"layer": "features"},
 )
-def labels_next_day(
+def labels_next_session(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
-    """What the model learns to predict, for feature day D: the account's net profit on D+1
-    and whether it breached on D+1 (the API's status, cross-checked against the plan rules on
-    end-of-day equity). A missing D+1 row is an idle day when the account shows up again later
-    (net profit 0, no breach), a gone account when it never does (no label, left out of
-    training), and pending while D+1 has not been ingested yet: see label_status."""
+    """What the model learns to predict, for each trading session D (no rows for the other
+    days): the account's net profit from the day after D up to and including the next session
+    (Friday: Saturday + Sunday + Monday; `target_start`..`target_end`) and whether it breached
+    in that span (the API's status, cross-checked against the plan rules on end-of-day equity).
+    A day of the span without a row counts as idle (0) when the balance proves it, leaves the
+    label unknown when the balance moved, and the label is pending until the span's last day
+    has been ingested: see label_status. The sessions come from the trading calendar
+    (DAILY_PROFIT_TRADING_WEEKDAYS, DAILY_PROFIT_TRADING_HOLIDAYS)."""
     started = time.perf_counter()
     start, end, days = _range(context)
     store = warehouse.get()
-    stg = store.read_partitions("stg_accounts_daily", start, end)
-    horizon = label_horizon_end(end)
+    calendar = trading_calendar()
+    # Through the last span's end - 1: the rules hold each day to the floors of the day before.
+    stg = store.read_partitions(
+        "stg_accounts_daily", start, calendar.target_span(end)[1] - dt.timedelta(days=1)
+    )
+    horizon = label_horizon_end(end, calendar)
     next_days = store.read_partitions(
         "raw_metrics_daily", start + dt.timedelta(days=1), horizon, columns=LABEL_COLUMNS
     )
@@ -251,13 +262,22 @@ def labels_next_day(
     available_through = max(loaded) if loaded else None
     # A target day that failed its audit is a hole, not an idle day: its labels wait.
     usable, blocked = _usable(store, days, guards.label_requirements())
-    frame = build_labels(stg, next_days, start=start, end=end, available_through=available_through)
+    frame = build_labels(
+        stg,
+        next_days,
+        start=start,
+        end=end,
+        available_through=available_through,
+        calendar=calendar,
+    )
     frame = _only(frame, usable)
-    meta = _write(store, "labels_next_day", frame, usable, context.run.run_id)
+    meta = _write(store, "labels_next_session", frame, usable, context.run.run_id)
     status_counts = frame.group_by("label_status").len().sort("label_status")
     yield dg.MaterializeResult(
         metadata={
             **meta,
+            "trading_calendar": calendar.description,
+            "sessions": sum(calendar.is_session(d) for d in days),
             "label_status": dg.MetadataValue.json(
                 {str(k): v for k, v in status_counts.iter_rows()}
             ),
@@ -270,7 +290,7 @@ def labels_next_day(
     features = store.read_partitions(
         "account_features_daily", start, end, columns=["date", "account_id"]
     )
-    yield from targeted(context, guards.guard_evaluations("labels_next_day", days, blocked))
+    yield from targeted(context, guards.guard_evaluations("labels_next_session", days, blocked))
     yield from targeted(context, checks.label_evaluations(frame, features, usable))
 
 
@@ -307,6 +327,6 @@ guard_checks = guards.declared_guard_checks()
 feature_assets = [
     stg_accounts_daily,
     account_features_daily,
-    labels_next_day,
+    labels_next_session,
     account_performance_summary,
 ]

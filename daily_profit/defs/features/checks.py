@@ -105,22 +105,22 @@ CHECKS: list[tuple[str, str, str, Callable[[DayFrames], core.CheckResult]]] = [
         ),
     ),
     (
-        "labels_next_day",
+        "labels_next_session",
         ONE_LABEL,
         "One label row per account-day.",
-        lambda f: core.check_unique_keys(f["labels_next_day"], name=ONE_LABEL),
+        lambda f: core.check_unique_keys(f["labels_next_session"], name=ONE_LABEL),
     ),
     (
-        "labels_next_day",
+        "labels_next_session",
         LABEL_COVERAGE,
         "Every feature row has a label row; how many labels are usable and why not.",
-        lambda f: core.check_label_coverage(f["labels_next_day"], f["account_features_daily"]),
+        lambda f: core.check_label_coverage(f["labels_next_session"], f["account_features_daily"]),
     ),
     (
-        "labels_next_day",
+        "labels_next_session",
         BREACH_AGREEMENT,
         "The API's breach status against the plan rules on end-of-day equity.",
-        lambda f: core.check_breach_agreement(f["labels_next_day"]),
+        lambda f: core.check_breach_agreement(f["labels_next_session"]),
     ),
 ]
 
@@ -157,7 +157,9 @@ def feature_evaluations(
 def label_evaluations(frame: pl.DataFrame, features: pl.DataFrame, days: list[dt.date]) -> Iterator:
     for day in days:
         yield from _evaluate(
-            "labels_next_day", {"labels_next_day": frame, "account_features_daily": features}, day
+            "labels_next_session",
+            {"labels_next_session": frame, "account_features_daily": features},
+            day,
         )
 
 

@@ -20,8 +20,7 @@ from daily_profit.defs.partitions import daily_partitions, days_in_window, parti
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.features.labels import LABEL_SCHEMA
 from daily_profit.modeling import outcomes as outcomes_core
-from daily_profit.modeling.baselines import history_from_labels
-from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result
+from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result, truth_over_spans
 from daily_profit.modeling.promotion import promote_challenger
 from daily_profit.modeling.scoring import score_accounts
 from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version, log_training_run
@@ -36,7 +35,7 @@ from daily_profit.monitoring.performance import (
     rolling_performance,
     window_start,
 )
-from daily_profit.trading_calendar import TradingCalendar
+from daily_profit.trading_calendar import TradingCalendar, trading_calendar
 from daily_profit.warehouse.derived import PREDICTION_SCHEMA, latest_predictions
 from daily_profit.warehouse.io import Warehouse
 
@@ -58,9 +57,10 @@ class ProfitModelConfig(dg.Config):
 
 
 def training_frame(store: Warehouse, start: dt.date, end: dt.date) -> pl.DataFrame:
-    """Feature rows joined with their labels, for the feature days [start, end]."""
+    """Feature rows joined with their labels, for the feature days [start, end]: the sessions
+    (labels exist only for them)."""
     features = store.read_partitions("account_features_daily", start, end)
-    labels = store.read_partitions("labels_next_day", start, end)
+    labels = store.read_partitions("labels_next_session", start, end)
     return features.join(labels, on=["date", "account_id"], how="inner")
 
 
@@ -70,14 +70,28 @@ def _loaded_days(store: Warehouse, table: str) -> list[dt.date]:
     return sorted(day for day, rows in counts.items() if rows)
 
 
-def _sandbox_truth() -> pl.DataFrame | None:
-    """The sandbox's ground truth, when the data came from it: the oracle to compare with."""
+def daily_pnl_history(store: Warehouse, end: dt.date) -> pl.DataFrame:
+    """Every account's daily net P&L as the raw daily metrics record it, up to ``end``: the
+    full history the baselines are computed from (point in time, by
+    ``baselines.baseline_predictions``), not the labels (funded in-window sessions only)."""
+    return store.read_partitions(
+        "raw_metrics_daily",
+        get_settings().start_date,
+        end,
+        columns=["date", "account_id", "net_profit"],
+    )
+
+
+def _sandbox_truth(calendar: TradingCalendar) -> pl.DataFrame | None:
+    """The sandbox's ground truth over each session's target span, when the data came from
+    it: the oracle to compare with."""
     settings = get_settings()
     path = settings.data_dir / "ground_truth.parquet"
     if not settings.uses_sandbox or not path.exists():
         return None
     truth = pl.read_parquet(path)
-    return truth.rename({"accountId": "account_id"}) if "accountId" in truth.columns else truth
+    truth = truth.rename({"accountId": "account_id"}) if "accountId" in truth.columns else truth
+    return truth_over_spans(truth, calendar)
 
 
 REPORT_METRICS = ("rmse", "mse_skill", "r2", "interval_score", "coverage", "brier", "auc")
@@ -100,7 +114,7 @@ def report_markdown(report: EvaluationReport) -> str:
 
 @dg.asset(
     group_name=MODEL_GROUP,
-    deps=["account_features_daily", "labels_next_day"],
+    deps=["account_features_daily", "labels_next_session"],
     check_specs=[
         dg.AssetCheckSpec(
             CHAMPION_PROMOTION,
@@ -122,14 +136,18 @@ def profit_model(
     warehouse: WarehouseResource,
     mlflow: MlflowResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """The next-day P&L model: XGBoost for the expected net profit of tomorrow (a conditional
-    mean, what adds up to the firm's exposure), conformal p05/p50/p95 quantiles calibrated so
-    the 90% interval covers 90% of outcomes, and a calibrated breach probability. Trained on a
-    time-ordered train / calibration / test split with gaps, tuned by time-series
-    cross-validation, evaluated against naive baselines on the same test days, logged to MLflow
-    and registered as the `challenger`; the check decides whether it becomes `champion`."""
+    """The P&L model of the next session: for each trading session D, XGBoost for the expected
+    net profit from the day after D up to and including the next session (Friday: Saturday to
+    Monday; a conditional mean, what adds up to the firm's exposure), conformal p05/p50/p95
+    quantiles calibrated so the 90% interval covers 90% of outcomes, and a calibrated breach
+    probability. Trained on a time-ordered train / calibration / test split with gaps, tuned by
+    time-series cross-validation, evaluated against naive baselines (computed from the full raw
+    daily history, point in time) on the same test days, on all rows and on rows with a
+    non-zero outcome, logged to MLflow and registered as the `challenger`; the check decides
+    whether it becomes `champion`."""
     store = warehouse.get()
-    days = _loaded_days(store, "labels_next_day")
+    calendar = trading_calendar()
+    days = _loaded_days(store, "labels_next_session")
     if not days:
         raise dg.Failure("no labelled feature days in the warehouse: materialise features first")
     frame = training_frame(store, days[0], days[-1])
@@ -139,8 +157,9 @@ def profit_model(
         budget=SearchBudget(n_trials=config.n_trials, max_seconds=config.max_search_seconds),
     )
     result = train_profit_model(frame, config=train_config)
-    truth = _sandbox_truth()
-    report = evaluate_result(result, truth=truth)
+    truth = _sandbox_truth(calendar)
+    history = daily_pnl_history(store, days[-1])
+    report = evaluate_result(result, history, truth=truth, calendar=calendar)
     target = mlflow.target()
     logged = log_training_run(
         target,
@@ -163,12 +182,22 @@ def profit_model(
             "test_metrics": dg.MetadataValue.md(report_markdown(report)),
             **{
                 f"test_model_{m}": report.get("model", m)
-                for m in ("rmse", "interval_score", "coverage", "brier")
+                for m in (
+                    "rmse",
+                    "interval_score",
+                    "coverage",
+                    "brier",
+                    "rmse_nonzero",
+                    "coverage_nonzero",
+                    "rows_nonzero",
+                )
+                if report.get("model", m) == report.get("model", m)
             },
+            "trading_calendar": calendar.description,
         }
     )
 
-    decision = promote_challenger(target, frame, truth=truth)
+    decision = promote_challenger(target, frame, history=history, truth=truth, calendar=calendar)
     champion = load_version(target, alias=CHAMPION)
     yield dg.AssetCheckResult(
         check_name=CHAMPION_PROMOTION,
@@ -196,17 +225,22 @@ def profit_model(
 def daily_predictions(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
-    """Tomorrow for every live funded account of day D: expected net profit of D+1 with its
-    p05/p50/p95 interval, the probability of breaching a loss limit, a 0-100 risk score and the
-    three features that move the expected P&L most (exact TreeSHAP for the most at-risk
-    accounts). Scored by the champion and, in shadow, the challenger; each model version keeps
-    its own rows (a later model adds rows, never overwrites). Days inside a model's training
-    window are marked in-sample."""
+    """The next session for every live funded account of session D: expected net profit over
+    D's target span (the day after D up to and including the next session, `target_start`..
+    `target_end`; Friday: Saturday to Monday) with its p05/p50/p95 interval, the probability of
+    breaching a loss limit in the span, a 0-100 risk score and the three features that move
+    the expected P&L most (exact TreeSHAP for the most at-risk accounts). Only sessions are
+    predicted (trading calendar); other days hold no rows. Scored by the champion and, in
+    shadow, the challenger; each model version keeps its own rows (a later model adds rows,
+    never overwrites). Days inside a model's training window are marked in-sample."""
     started = time.perf_counter()
     days = days_in_window(context.partition_time_window)
     store = warehouse.get()
     target = mlflow.target()
-    features = store.read_partitions("account_features_daily", days[0], days[-1])
+    calendar = trading_calendar()
+    features = calendar.only_sessions(
+        store.read_partitions("account_features_daily", days[0], days[-1])
+    )
     models = [
         (role, version)
         for role in (CHAMPION, CHALLENGER)
@@ -224,7 +258,9 @@ def daily_predictions(
         if loaded.version in seen:
             continue  # the champion is also the challenger right after a promotion
         seen.add(loaded.version)
-        out = score_accounts(loaded.bundle, features, model_version=loaded.version)
+        out = calendar.with_spans(
+            score_accounts(loaded.bundle, features, model_version=loaded.version)
+        )
         fitted_end = dt.date.fromisoformat(loaded.calibration_end)
         scored.append(
             out.with_columns(
@@ -264,6 +300,17 @@ def daily_predictions(
             "rows_unchanged_not_rewritten": scored_now.height - new.height,
             "days_restated": json_value([d.isoformat() for d in restated_days]),
             "accounts": current["account_id"].n_unique() if current.height else 0,
+            "sessions": sum(calendar.is_session(d) for d in days),
+            "target_spans": json_value(
+                {
+                    d.isoformat(): f"{s.isoformat()}..{e.isoformat()}"
+                    for d, s, e in current.select("date", "target_start", "target_end")
+                    .unique()
+                    .sort("date")
+                    .tail(5)
+                    .iter_rows()
+                }
+            ),
             "models": json_value({role: v.version for role, v in models}),
             "in_sample_rows": int(current["in_sample"].sum()) if current.height else 0,
             "little_history_accounts": int(
@@ -395,8 +442,10 @@ def _prediction_check(name: str, description: str) -> dg.AssetChecksDefinition:
         predictions = latest_predictions(
             store.read_partitions("daily_predictions", days[0], days[-1])
         )
-        features = store.read_partitions(
-            "account_features_daily", days[0], days[-1], columns=["date", "account_id"]
+        features = trading_calendar().only_sessions(
+            store.read_partitions(
+                "account_features_daily", days[0], days[-1], columns=["date", "account_id"]
+            )
         )
         results = [
             e for e in prediction_evaluations(predictions, features, days) if e.check_name == name
@@ -419,22 +468,24 @@ prediction_checks = [_prediction_check(n, d) for n, d in PREDICTION_CHECKS.items
     group_name=MONITORING_GROUP,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["daily_predictions", "labels_next_day"],
+    deps=["daily_predictions", "labels_next_session"],
     kinds={"polars", "sql"},
     tags={"layer": "monitoring"},
 )
 def prediction_outcomes(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """What each model version predicted for D+1 against what happened, per account: the
-    error of the expected P&L, whether the outcome fell inside the 90% interval, and the
-    realised breach, with new accounts (under 5 days of history) marked. A day fills in once
-    D+1 has been ingested; rerun the last days as new data arrives."""
+    """What each model version predicted for session D's target span (the day after D up to the
+    next session) against what happened, per account: the error of the expected P&L, whether
+    the outcome fell inside the 90% interval, and the realised breach, with new accounts (under
+    5 days of history) marked. A prediction is scored only against the label of the span it was
+    made for. A day fills in once its span has been ingested; rerun the last days as new data
+    arrives. Metadata: per role, on all rows and on rows with a non-zero outcome."""
     days = days_in_window(context.partition_time_window)
     store = warehouse.get()
     outcomes = outcomes_core.prediction_outcomes(
         latest_predictions(store.read_partitions("daily_predictions", days[0], days[-1])),
-        store.read_partitions("labels_next_day", days[0], days[-1]),
+        store.read_partitions("labels_next_session", days[0], days[-1]),
     )
     written = store.replace_partitions(
         "prediction_outcomes", outcomes, dates=days, run_id=context.run.run_id
@@ -467,19 +518,11 @@ WINDOW_METRICS = (
     "best_baseline_rmse",
     "best_baseline_mae",
     "rmse_vs_best_baseline",
+    "nonzero_rows",
+    "nonzero_rmse",
+    "nonzero_coverage",
+    "nonzero_best_baseline_rmse",
 )
-
-
-def _label_history(store: Warehouse, end: dt.date) -> pl.DataFrame:
-    """Daily net P&L per account-day as the labels record it, up to ``end``'s labels: what the
-    baselines are computed from (point in time, by ``baseline_predictions``)."""
-    labels = store.read_partitions(
-        "labels_next_day",
-        get_settings().start_date,
-        end,
-        columns=["date", "account_id", "label_date", "next_day_net_profit", "label_available"],
-    )
-    return history_from_labels(labels.filter(pl.col("label_available")))
 
 
 def performance_metadata(
@@ -532,7 +575,7 @@ def decay_check(
     key=MODEL_PERFORMANCE,
     group_name=MONITORING_GROUP,
     partitions_def=daily_partitions,
-    deps=["prediction_outcomes", "labels_next_day"],
+    deps=["prediction_outcomes", "raw_metrics_daily"],
     check_specs=[
         dg.AssetCheckSpec(
             MODEL_NOT_DECAYED,
@@ -550,12 +593,14 @@ def decay_check(
 def model_performance(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """How the models did on realised outcomes. The day: RMSE, interval score, coverage of the
-    90% interval, direction accuracy, breach Brier and recall per model role, new accounts
-    apart. Rolling windows of 7 and 28 trading sessions ending at the day: the champion's RMSE,
-    MAE, coverage, interval score and breach Brier beside the best mean baseline on the same
-    rows (`champion_28d_rmse_vs_best_baseline` below 1: the model wins), and whether it has
-    decayed. One partition per day, so the UI plots each number over time (asset -> Plots)."""
+    """How the models did on realised outcomes (each session's target span, to the next
+    session). The day: RMSE, interval score, coverage of the 90% interval, direction accuracy,
+    breach Brier and recall per model role, new accounts apart, on all rows and on rows with a
+    non-zero outcome (`nonzero_`). Rolling windows of 7 and 28 trading sessions ending at the
+    day: the champion's RMSE, MAE, coverage, interval score and breach Brier beside the best
+    mean baseline on the same rows, computed from the full raw daily history point in time
+    (`champion_28d_rmse_vs_best_baseline` below 1: the model wins), and whether it has decayed.
+    One partition per day, so the UI plots each number over time (asset -> Plots)."""
     day = partition_day(context.partition_key)
     store = warehouse.get()
     calendar = TradingCalendar.from_settings()
@@ -567,7 +612,7 @@ def model_performance(
         k: float(v) for k, v in outcomes_core.performance_by_role(todays).items() if v == v
     } | {"rows": todays.height}
     rules = DecayRules.from_settings()
-    version, windows = rolling_performance(outcomes, _label_history(store, day), day, calendar)
+    version, windows = rolling_performance(outcomes, daily_pnl_history(store, day), day, calendar)
     verdict = decay_verdict(windows[DECAY_WINDOW], rules) if version else None
     metadata |= performance_metadata(version, windows, verdict)
     yield dg.MaterializeResult(metadata=metadata)

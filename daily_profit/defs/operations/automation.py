@@ -102,14 +102,25 @@ RAW_DAILY = (
     "raw_regimes_daily",
 )
 SNAPSHOTS = ("raw_plans", "raw_metrics_alltime")
+
+
+def _label_settle_days() -> int:
+    """How many days after D a label of D may still change: its longest target span on the
+    trading calendar and the grace days that tell an idle day from a gone account."""
+    from daily_profit.features.labels import LABEL_GRACE_DAYS
+    from daily_profit.trading_calendar import trading_calendar
+
+    return trading_calendar().longest_span_days() + LABEL_GRACE_DAYS
+
+
 FOLLOWERS: dict[str, int] = {
     "stg_accounts_daily": 0,
     "account_features_daily": 0,
-    "labels_next_day": 4,
+    "labels_next_session": _label_settle_days(),
     "daily_predictions": 0,
-    "prediction_outcomes": 4,
+    "prediction_outcomes": _label_settle_days(),
     "feature_drift": 0,
-    "model_performance": 4,
+    "model_performance": _label_settle_days(),
     "desk_report": 0,
 }
 
@@ -143,16 +154,12 @@ def freshness_for(key: str) -> dg.FreshnessPolicy | None:
     return None
 
 
-def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """The assets with their automation conditions and freshness from the run order above."""
-
-    def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
-        key = spec.key.to_user_string()
-        condition, freshness = condition_for(key), freshness_for(key)
-        if condition is not None:
-            spec = spec.replace_attributes(automation_condition=condition)
-        if freshness is not None:
-            spec = spec.replace_attributes(freshness_policy=freshness)
-        return spec
-
-    return [a.map_asset_specs(attach) for a in assets]
+def with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The asset with its automation condition and freshness from the run order above."""
+    key = spec.key.to_user_string()
+    condition, freshness = condition_for(key), freshness_for(key)
+    if condition is not None:
+        spec = spec.replace_attributes(automation_condition=condition)
+    if freshness is not None:
+        spec = spec.replace_attributes(freshness_policy=freshness)
+    return spec
