@@ -561,7 +561,7 @@ def _print_desk_report(day: dt.date) -> None:
             pl.col("drivers").str.split("; ").list.first().alias("main_driver"),
         )
     )
-    _say(f"\nthe ten accounts most at risk on {day + dt.timedelta(days=1)} (breach, then p05):")
+    _say(f"\nthe ten accounts most at risk in the session after {day} (breach, then p05):")
     with pl.Config(tbl_rows=10, tbl_cols=10, tbl_width_chars=140, tbl_hide_dataframe_shape=True):
         _say(str(mask_identities(top)))
     _say("\n" + console_summary(day, tables))
