@@ -154,6 +154,8 @@ def _oracle_history(data) -> pl.DataFrame:
             "account_id",
             "trader",
             "realised",
+            # The truth is of the next day: known at its end.
+            (pl.col("date") + dt.timedelta(days=1)).alias("target_end"),
             (mean - firm.Z95 * sd).alias("p05"),
             mean.alias("p50"),
             (mean + firm.Z95 * sd).alias("p95"),
