@@ -320,13 +320,29 @@ def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
                     )
                     step.advance(i)
                 step.done(f"model performance: the last {len(performance_days)} days with outcomes")
+            # The latest day with predictions (the last day, unless a failed raw day held
+            # its predictions back).
+            desk_day = _latest_predicted_day(store, days)
+            if desk_day is not None:
+                with progress.step(f"desk report ({desk_day})") as step:
+                    desk_report = defs.get_job_def("desk_report").execute_in_process(
+                        instance=instance,
+                        partition_key=desk_day.isoformat(),
+                        raise_on_error=False,
+                        run_config=QUIET_RUN_CONFIG,
+                    )
+                    step.done(f"desk report ({desk_day}): {_status(desk_report)}")
+                _note_failure(desk_report, "desk report", problems)
             model_summary = _model_summary(model)
 
     failed_days = failed_raw_days(store, days)
     _print_raw_summary(store, days)
     _print_feature_summary(store, days)
     _say(model_summary)
-    _print_most_at_risk(store, days)
+    if desk_day is None:
+        _say("\nno predictions were written: no desk report")
+    else:
+        _print_desk_report(desk_day)
     store.dispose()
     if failed_days:
         _say(
@@ -517,36 +533,39 @@ def _model_summary(result) -> str:
     return "\n".join(lines)
 
 
-def _print_most_at_risk(store: Warehouse, days: list[dt.date]) -> None:
+def _latest_predicted_day(store: Warehouse, days: list[dt.date]) -> dt.date | None:
+    counts = store.partition_row_counts("daily_predictions", days[0], days[-1])
+    return max((day for day, rows in counts.items() if rows), default=None)
+
+
+def _print_desk_report(day: dt.date) -> None:
+    """The desk report's top of the ranking and its firm-level summary, identities masked."""
     import polars as pl
 
+    from daily_profit.desk.report import console_summary, read_tables, report_folder
     from daily_profit.privacy import mask_identities
 
-    last = days[-1]
-    from daily_profit.warehouse.derived import latest_predictions
-
-    predictions = latest_predictions(store.read_partitions("daily_predictions", last, last))
-    if predictions.height == 0:
-        _say("no predictions were written")
+    tables = read_tables(report_folder(get_settings().data_dir, day))
+    if "ranking" not in tables:
+        _say(f"\nno desk report for {day} (see the failed steps)")
         return
-    role = "champion" if (predictions["model_role"] == "champion").any() else "challenger"
     top = (
-        predictions.filter(pl.col("model_role") == role)
-        .sort("risk_score", descending=True)
+        tables["ranking"]
         .head(10)
         .select(
+            "rank",
             "account_id",
-            pl.col("risk_score").round(1),
             pl.col("breach_probability").round(3),
-            pl.col("expected_net_profit").round(0),
             pl.col("p05").round(0),
-            pl.col("p95").round(0),
-            "driver_1_feature",
+            pl.col("expected_net_profit").round(0),
+            pl.col("drivers").str.split("; ").list.first().alias("main_driver"),
         )
     )
-    _say(f"\nthe ten accounts most at risk on {last + dt.timedelta(days=1)} ({role} model):")
+    _say(f"\nthe ten accounts most at risk in the session after {day} (breach, then p05):")
     with pl.Config(tbl_rows=10, tbl_cols=10, tbl_width_chars=140, tbl_hide_dataframe_shape=True):
         _say(str(mask_identities(top)))
+    _say("\n" + console_summary(day, tables))
+    _say(f"(the tables with real account ids: {report_folder(get_settings().data_dir, day)})")
 
 
 def run_mlflow_ui(port: int) -> int:

@@ -25,6 +25,19 @@ SANDBOX_MARKER = "sandbox"
 DEMO_IDENTITY_HASH_KEY = "daily-profit-demo-identity-key"
 
 
+# The sandbox's symbols and their classes; a deployment sets its own map.
+DEFAULT_SYMBOL_CLASSES: dict[str, str] = {
+    "EURUSD": "fx",
+    "GBPUSD": "fx",
+    "USDJPY": "fx",
+    "XAUUSD": "metals",
+    "NDX100": "indices",
+    "SPX500": "indices",
+    "US30": "indices",
+    "BTCUSD": "crypto",
+}
+
+
 class Settings(BaseSettings):
     """Runtime settings. Unset means embedded default."""
 
@@ -227,6 +240,41 @@ class Settings(BaseSettings):
         "and write at once in a range run (whole days, at least one): a year's backfill or a "
         "nightly tick of a large firm holds one chunk and its lookback in memory, never the "
         "whole history.",
+    )
+    desk_top_n: int = Field(
+        default=20, ge=1, description="Accounts in the desk report's ranking and its changes."
+    )
+    desk_simulations: int = Field(
+        default=20_000,
+        ge=1_000,
+        description="Simulated sessions behind the firm's next-session distribution.",
+    )
+    desk_backtest_simulations: int = Field(
+        default=4_000,
+        ge=500,
+        description="Simulated sessions per known day when the report checks its firm interval.",
+    )
+    desk_dependence_days: int = Field(
+        default=60,
+        ge=1,
+        description="Trailing days of realised outcomes the accounts' dependence is estimated on.",
+    )
+    desk_backtest_days: int = Field(
+        default=30,
+        ge=0,
+        description="Latest known out-of-sample days the firm interval is checked against.",
+    )
+    desk_symbol_classes: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_SYMBOL_CLASSES),
+        description="Asset class of each symbol (stdSymbol) for the exposure tables, as JSON; "
+        "a symbol missing here is classed by the feature catalog's naming rules.",
+    )
+    desk_fallback_profit_share_pct: float = Field(
+        default=80.0,
+        ge=0,
+        le=100,
+        description="Trader's profit share (%) for an account whose plan is not in the plans "
+        "export (the plan's profitSharePct is used otherwise).",
     )
     sandbox_seed: int = 7
     sandbox_port: int = 8765

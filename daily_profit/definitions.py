@@ -11,6 +11,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from daily_profit.defs.column_schemas import with_column_schema  # noqa: E402
+from daily_profit.defs.desk.definitions import defs as desk_layer  # noqa: E402
 from daily_profit.defs.features.definitions import defs as feature_layer  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
 from daily_profit.defs.model.definitions import defs as model_layer  # noqa: E402
@@ -27,6 +28,7 @@ defs = (
         model_layer,
         monitoring_layer,
         operations_layer,
+        desk_layer,
         dg.Definitions(jobs=jobs, resources=build_resources()),
     )
     .map_asset_specs(func=with_automation)

@@ -25,6 +25,7 @@ ASSETS = {
     "prediction_outcomes",
     "model_performance",
     "feature_drift",
+    "desk_report",
 }
 BLOCKING_RAW = {
     "schema_valid",
@@ -76,6 +77,7 @@ def test_jobs_schedules_and_sensors_with_their_defaults():
         "train_profit_model",
         "predictions",
         "score_outcomes",
+        "desk_report",
     }
     assert {s.name: s.default_status for s in defs.sensors} == SENSORS
     assert {s.name for s in defs.schedules} == {"weekly_retrain"}
@@ -85,7 +87,12 @@ def test_every_warehouse_backed_asset_shows_its_columns_and_what_they_mean():
     from daily_profit.features.catalog import catalog
 
     graph = defs.resolve_asset_graph()
-    without_table = {"profit_model", "model_performance", "account_performance_summary"}
+    without_table = {
+        "profit_model",
+        "model_performance",
+        "account_performance_summary",
+        "desk_report",
+    }
     for key in ASSETS - without_table:
         schema = graph.get(dg.AssetKey(key)).metadata.get("dagster/column_schema")
         assert schema is not None and schema.columns, key

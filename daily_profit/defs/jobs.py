@@ -74,7 +74,15 @@ drift_job = dg.define_asset_job(
     "backfill for a plot over time).",
 )
 
+desk_report_job = dg.define_asset_job(
+    "desk_report",
+    selection=dg.AssetSelection.assets("desk_report"),
+    description="The desk's morning report of one day: ranking and changes, the firm's "
+    "next-session tail, exposure.",
+)
+
 jobs = [
+    desk_report_job,
     drift_job,
     outcomes_job,
     performance_job,

@@ -40,6 +40,25 @@ def frame_table(frame: pl.DataFrame, *, rows: int = 50) -> dg.MetadataValue:
     return preview(frame, rows=rows)
 
 
+def _md_cell(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    if value is None:
+        return ""
+    return str(_cell(value)).replace("|", "/")
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    """A frame as a markdown table for the UI; logins, trader and account ids masked."""
+    shown = mask_identities(frame)
+    head = "| " + " | ".join(shown.columns) + " |"
+    rule = "|" + "---|" * len(shown.columns)
+    rows = ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in shown.iter_rows()]
+    return "\n".join([head, rule, *rows])
+
+
 def json_value(value: Any) -> dg.MetadataValue:
     return dg.MetadataValue.json(value)
 

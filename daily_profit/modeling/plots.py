@@ -22,7 +22,7 @@ _MODEL_COLOUR = "#1f77b4"
 _BASE_COLOUR = "#9a9a9a"
 
 
-def _figure(width: float = 8.0, height: float = 5.0) -> Figure:
+def figure(width: float = 8.0, height: float = 5.0) -> Figure:
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -40,7 +40,7 @@ def feature_importance(bundle: ModelBundle, top: int = 20) -> Figure:
         ),
         key=lambda kv: kv[1],
     )[-top:]
-    fig = _figure(8, max(3.0, 0.3 * len(pairs) + 1))
+    fig = figure(8, max(3.0, 0.3 * len(pairs) + 1))
     ax = fig.add_subplot()
     ax.barh([p[0] for p in pairs], [p[1] for p in pairs], color=_MODEL_COLOUR)
     ax.set_xlabel("total gain (mean model)")
@@ -51,7 +51,7 @@ def feature_importance(bundle: ModelBundle, top: int = 20) -> Figure:
 def coverage_and_width(predictions: pl.DataFrame) -> Figure:
     """Coverage of the 90% interval and its mean width per decile of the predicted scale."""
     table = coverage_by_decile(predictions)
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     deciles = table["decile"].to_numpy() + 1
     ax.bar(deciles, table["coverage"].to_numpy(), color=_MODEL_COLOUR, alpha=0.8)
@@ -74,7 +74,7 @@ def residuals(predictions: pl.DataFrame) -> Figure:
     y = predictions[TARGET].to_numpy()
     pred = predictions["expected_net_profit"].to_numpy()
     res = y - pred
-    fig = _figure(10, 4.5)
+    fig = figure(10, 4.5)
     left, right = fig.subplots(1, 2)
     left.scatter(pred, res, s=3, alpha=0.3, color=_MODEL_COLOUR)
     left.axhline(0, color="black", linewidth=1)
@@ -104,7 +104,7 @@ def model_vs_baselines(report: EvaluationReport) -> Figure:
         panels.append(
             ("MSE to the true mean (USD^2)", "mse_to_true_mean", [MODEL, *MEAN_BASELINES])
         )
-    fig = _figure(4 * len(panels), 4.5)
+    fig = figure(4 * len(panels), 4.5)
     axes = fig.subplots(1, len(panels))
     for ax, (title, metric, names) in zip(axes, panels, strict=True):
         shown = [(n, report.get(n, metric)) for n in names if np.isfinite(report.get(n, metric))]

@@ -121,6 +121,7 @@ FOLLOWERS: dict[str, int] = {
     "prediction_outcomes": _label_settle_days(),
     "feature_drift": 0,
     "model_performance": _label_settle_days(),
+    "desk_report": 0,
 }
 
 

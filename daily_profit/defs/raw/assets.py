@@ -18,7 +18,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from daily_profit.api.errors import RiskApiCircuitOpen
 from daily_profit.config import get_settings
-from daily_profit.defs.metadata import json_value, preview, targeted
+from daily_profit.defs.metadata import json_value, markdown_table, preview, targeted
 from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.defs.raw import checks
 from daily_profit.defs.resources import RiskApiResource, WarehouseResource
@@ -149,15 +149,8 @@ def range_metadata(reports: list[IngestReport]) -> dict[str, dg.MetadataValue | 
         "api_calls": sum(r.calls for r in reports),
         "api_rate_limited": sum(r.rate_limited for r in reports),
         "duration_s": round(sum(r.seconds for r in reports), 3),
-        "days_table": dg.MetadataValue.md(_markdown(per_day.head(400))),
+        "days_table": dg.MetadataValue.md(markdown_table(per_day.head(400))),
     }
-
-
-def _markdown(frame: pl.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([head, rule, *rows])
 
 
 def _ingest_with_step_retry(run: Callable[[], IngestReport]) -> IngestReport:
