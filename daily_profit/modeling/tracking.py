@@ -51,7 +51,6 @@ from daily_profit.modeling.bundle import (
     PREDICTION_COLUMNS,
     STACK_BASELINES,
     ModelBundle,
-    attach_baselines,
     baseline_column,
 )
 from daily_profit.modeling.dataset import DATE, ID
@@ -457,9 +456,8 @@ def log_training_run(
         tags[TAG_DAGSTER_RUN] = dagster_run_id
     with open_run(target, run_name=run_name, tags=tags):
         log_training(result, report, extra_params=extra_params)
-        # The example rows carry the baselines the stack needs, as a caller's rows must.
-        examples = attach_baselines(result.split.test, result.history)
-        return log_bundle(target, result.bundle, examples)
+        # The split's rows carry the baselines the stack needs, as a caller's rows must.
+        return log_bundle(target, result.bundle, result.split.test)
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -761,6 +761,8 @@ def train_profit_model(
     rows = restrict_window(usable_rows(frame, config.usable_statuses), config.window_days)
     rows = rows.sort([DATE, ID])  # a fixed row order keeps the fit deterministic
     history = history if history is not None else history_from_labels(rows)
+    # Every segment carries the stacked baselines, as any caller's rows must to be predicted.
+    rows = attach_baselines(rows, history)
     split = split_by_date(rows, config.split)
     headroom = resolve_headroom(rows, config, features)
     headroom_idx = [features.index(c) for c in headroom]
@@ -898,10 +900,8 @@ def train_profit_model(
         bundle=bundle,
         split=split,
         search=report,
-        test_predictions=predictions_frame(attach_baselines(split.test, history), bundle),
-        calibration_predictions=predictions_frame(
-            attach_baselines(split.calibration, history), bundle
-        ),
+        test_predictions=predictions_frame(split.test, bundle),
+        calibration_predictions=predictions_frame(split.calibration, bundle),
         description=description,
         seconds=time.perf_counter() - started,
         history=history,
