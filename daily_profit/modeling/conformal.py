@@ -242,7 +242,7 @@ MIN_CALIBRATION_CELL_ROWS = 100
 SCALE_BANDS = 5
 # The coverage aimed at on rows with a non-zero outcome is what leaves the whole 90% when days
 # without trading (always inside) are counted, kept within these bounds (see ``active_level``).
-ACTIVE_LEVEL_BOUNDS = (0.87, 0.90)
+ACTIVE_LEVEL_BOUNDS = (0.885, 0.90)
 OVERALL = "overall"
 
 
@@ -265,21 +265,24 @@ def active_level(
 
 @dataclass(frozen=True)
 class MondrianOffsets:
-    """Conformal offsets per group of rows: scale band, weekday of D, volatility regime of D.
+    """Conformal offsets for groups of rows: scale band, weekday of D, volatility regime of D.
 
     One offset for every row covers 90% on average but not where it matters: a Friday's outcome
     spans a weekend, a wild regime is not a calm one, a quiet account's move is not a wild
-    one's. Each group is calibrated on its own rows with a non-zero outcome (Mondrian
-    conformal, at ``level`` for those rows, see ``active_level``); a row belongs to one group of
-    each kind and takes the widest of its groups' intervals (lowest lower offset, highest upper
-    offset), so it is covered at least at the level of each of its groups. A group with too
-    few calibration rows has no offsets; a row with none of its groups fitted uses the overall
-    ones. A frame without ``date`` (weekday unknown) uses its other groups.
+    one's. Each group gets a factor on the row's scale (``factors``: log factors per group key,
+    fitted by backfitting the median absolute residual in scale units of the calibration rows
+    that moved, one kind of group at a time), so that residuals divided by s(x) x the row's
+    factors look alike in every group; the conformal offsets are then fitted on those residuals
+    at ``level`` (see ``active_level``) and each row's interval is its raw proposal stretched
+    about its median by the factors, plus s(x) x factors x offsets. Groups combine (a dispersed Friday gets both factors) where
+    separate Mondrian cells of every combination would hold too few rows. A group with too few
+    calibration rows has factor 1; a frame without ``date`` (weekday unknown) or regime skips
+    those factors.
     """
 
-    overall: ConformalOffsets
+    overall: ConformalOffsets  # fitted on residuals in units of s(x) x factors
     scale_edges: tuple[float, ...]  # inner edges of the scale bands, from calibration rows
-    groups: dict[str, ConformalOffsets]
+    factors: dict[str, float]  # log factor per group key ("weekday=Fri", ...)
     level: float = 1 - 2 * LOWER_Q  # coverage calibrated for on rows with a non-zero outcome
     zero_share: float = 0.0  # of the calibration rows
 
@@ -297,33 +300,20 @@ class MondrianOffsets:
             keys.append(np.array([f"regime={r}" for r in regime], dtype=object))
         return keys
 
-    def shifts(
+    def row_factors(
         self, scale: np.ndarray, weekday: np.ndarray | None, regime: np.ndarray | None = None
     ) -> np.ndarray:
-        """(n, 3) offsets in scale units: the widest of each row's fitted groups."""
-        n = scale.size
-        lower = np.full(n, np.inf)
-        upper = np.full(n, -np.inf)
-        median = np.full(n, self.overall.median)
-        for kind, keys in enumerate(self.row_groups(scale, weekday, regime)):
-            for key in np.unique(keys):
-                found = self.groups.get(str(key))
-                if found is None:
-                    continue
-                rows = keys == key
-                lower[rows] = np.minimum(lower[rows], found.lower)
-                upper[rows] = np.maximum(upper[rows], found.upper)
-                if kind == 0:  # the scale band's median: the finest centre
-                    median[rows] = found.median
-        lower = np.where(np.isfinite(lower), lower, self.overall.lower)
-        upper = np.where(np.isfinite(upper), upper, self.overall.upper)
-        return np.column_stack([lower, median, upper])
+        """Each row's multiplier of s(x): the product of its groups' factors."""
+        log = np.zeros(scale.size)
+        for keys in self.row_groups(scale, weekday, regime):
+            log += np.array([self.factors.get(str(k), 0.0) for k in keys])
+        return np.exp(log)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "overall": self.overall.as_dict(),
             "scale_edges": list(self.scale_edges),
-            "groups": {k: v.as_dict() for k, v in self.groups.items()},
+            "factors": self.factors,
             "level": self.level,
             "zero_share": self.zero_share,
         }
@@ -333,10 +323,33 @@ class MondrianOffsets:
         return cls(
             overall=ConformalOffsets(**spec["overall"]),
             scale_edges=tuple(float(e) for e in spec["scale_edges"]),
-            groups={k: ConformalOffsets(**v) for k, v in spec["groups"].items()},
+            factors={k: float(v) for k, v in spec["factors"].items()},
             level=float(spec["level"]),
             zero_share=float(spec["zero_share"]),
         )
+
+
+def _group_factors(
+    size: np.ndarray, kinds: list[np.ndarray], min_rows: int, sweeps: int = 8
+) -> dict[str, float]:
+    """Log factors per group so that median(size / product of factors) is alike in every group
+    (backfitting, one kind at a time). ``size``: |residual| / s(x), positive."""
+    log_size = np.log(np.maximum(size, 1e-12))
+    factors: dict[str, float] = {}
+    fitted = np.zeros(size.size)
+    for _ in range(sweeps):
+        for keys in kinds:
+            own = np.array([factors.get(str(k), 0.0) for k in keys])
+            rest = fitted - own
+            target = float(np.median(log_size - rest))
+            new_own = np.zeros(size.size)
+            for key in np.unique(keys):
+                rows = keys == key
+                if rows.sum() >= min_rows:
+                    factors[str(key)] = float(np.median(log_size[rows] - rest[rows])) - target
+                    new_own[rows] = factors[str(key)]
+            fitted = rest + new_own
+    return factors
 
 
 def fit_mondrian(
@@ -350,65 +363,32 @@ def fit_mondrian(
     min_rows: int = MIN_CALIBRATION_CELL_ROWS,
     bounds: tuple[float, float] = ACTIVE_LEVEL_BOUNDS,
 ) -> MondrianOffsets:
-    """Offsets overall and per group from calibration rows (see ``MondrianOffsets``)."""
+    """Group factors and offsets from calibration rows (see ``MondrianOffsets``)."""
     moved = y != 0
     zero_share = float(1.0 - moved.mean())
     level = active_level(zero_share, bounds=bounds)
     tail = (1.0 - level) / 2.0
     if moved.sum() < 20:
         moved = np.ones_like(moved)  # next to no trading: calibrate on every row
-    overall = fit_offsets(
-        raw_quantiles[moved], y[moved], scale[moved], lower_level=tail, upper_level=1 - tail
-    )
     edges = tuple(float(e) for e in np.quantile(scale[moved], np.linspace(0, 1, n_bands + 1)[1:-1]))
-    spec = MondrianOffsets(
-        overall=overall, scale_edges=edges, groups={}, level=level, zero_share=zero_share
+    shell = MondrianOffsets(
+        overall=ConformalOffsets(0.0, 0.0, 0.0, 0), scale_edges=edges, factors={}
     )
-    kinds = spec.row_groups(scale, weekday, regime)
-
-    def groups_at(tail: float) -> dict[str, ConformalOffsets]:
-        groups: dict[str, ConformalOffsets] = {}
-        for keys in kinds:
-            for key in np.unique(keys[moved]):
-                rows = moved & (keys == key)
-                if rows.sum() >= min_rows:
-                    groups[str(key)] = fit_offsets(
-                        raw_quantiles[rows],
-                        y[rows],
-                        scale[rows],
-                        lower_level=tail,
-                        upper_level=1 - tail,
-                    )
-        return groups
-
-    def covered(groups: dict[str, ConformalOffsets]) -> float:
-        fitted = MondrianOffsets(overall, edges, groups, level, zero_share)
-        q = apply_mondrian(raw_quantiles[moved], scale[moved], fitted, *_rows(moved))
-        return float(np.mean((y[moved] >= q[:, 0]) & (y[moved] <= q[:, 2])))
-
-    def _rows(mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        return (
-            weekday[mask] if weekday is not None else None,
-            regime[mask] if regime is not None else None,
-        )
-
-    # The widest of several groups covers more than each group's own level; the groups' tails
-    # are widened together (bisection) until the calibration rows that moved are covered at
-    # ``level`` again, so the union is no wider than it needs to be.
-    low, high = tail, min(2.0 * tail, 0.25)
-    groups = groups_at(low)
-    if covered(groups_at(high)) >= level:
-        low = high
-    else:
-        for _ in range(12):
-            mid = 0.5 * (low + high)
-            if covered(groups_at(mid)) >= level:
-                low = mid
-            else:
-                high = mid
-    groups = groups_at(low)
+    kinds = [k[moved] for k in shell.row_groups(scale, weekday, regime)]
+    size = np.abs(y[moved] - raw_quantiles[moved, 1]) / scale[moved]
+    factors = _group_factors(size, kinds, min_rows)
+    spec = MondrianOffsets(overall=shell.overall, scale_edges=edges, factors=factors)
+    factor = spec.row_factors(scale, weekday, regime)
+    stretched = _stretch(raw_quantiles, factor)
+    overall = fit_offsets(
+        stretched[moved],
+        y[moved],
+        (scale * factor)[moved],
+        lower_level=tail,
+        upper_level=1 - tail,
+    )
     return MondrianOffsets(
-        overall=overall, scale_edges=edges, groups=groups, level=level, zero_share=zero_share
+        overall=overall, scale_edges=edges, factors=factors, level=level, zero_share=zero_share
     )
 
 
@@ -419,6 +399,14 @@ def apply_mondrian(
     weekday: np.ndarray | None,
     regime: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Calibrated (n, 3) quantiles with each row's group offsets, sorted per row."""
-    out = raw_quantiles + scale[:, None] * offsets.shifts(scale, weekday, regime)
-    return np.sort(out, axis=1)
+    """Calibrated (n, 3) quantiles: the raw proposal stretched about its median by the row's
+    group factors, plus s(x) x factors x offsets; sorted per row."""
+    factor = offsets.row_factors(scale, weekday, regime)
+    return apply_offsets(_stretch(raw_quantiles, factor), scale * factor, offsets.overall)
+
+
+def _stretch(raw_quantiles: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """The proposal's spread about its median times each row's factor: a group whose moves
+    are twice as wide gets a proposal twice as wide, not just wider offsets."""
+    median = raw_quantiles[:, 1:2]
+    return median + factor[:, None] * (raw_quantiles - median)

@@ -446,6 +446,7 @@ def choose_mean(
     best = min(MEAN_BASELINES, key=lambda b: mses[b])
     evidence = {
         "rows": int(y.size),
+        "stack_weights": weights,
         "stack_mse": stack_mse,
         "model_only_mse": float(np.mean((y - model_term) ** 2)),
         "best_baseline": best,
