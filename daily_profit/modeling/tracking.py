@@ -318,7 +318,9 @@ def _flat_params(bundle: ModelBundle, extra: Mapping[str, Any]) -> dict[str, str
     params["stack.fallback"] = str(bundle.stack.fallback)
     params["conformal_level_non_zero"] = repr(bundle.conformal.level)
     for group, log_factor in bundle.conformal.factors.items():
-        params[f"conformal_factor.{group}"] = repr(round(float(np.exp(log_factor)), 4))
+        params[f"conformal_factor.{group.replace('=', ':')}"] = repr(
+            round(float(np.exp(log_factor)), 4)
+        )
     params["conformal_lower_offset"] = repr(bundle.offsets.lower)
     params["conformal_median_offset"] = repr(bundle.offsets.median)
     params["conformal_upper_offset"] = repr(bundle.offsets.upper)
