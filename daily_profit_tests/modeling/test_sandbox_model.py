@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from daily_profit.modeling.bundle import ModelBundle
+from daily_profit.modeling.bundle import (
+    STACK_BASELINES,
+    ModelBundle,
+    attach_baselines,
+    baseline_column,
+)
 from daily_profit.modeling.dataset import DATE, label_dates
 from daily_profit.modeling.evaluate import evaluate_result
 from daily_profit.modeling.scoring import score_accounts
@@ -67,12 +72,14 @@ def test_model_against_baselines(sandbox: SandboxFrame, trained: TrainResult) ->
 
 
 def test_scoring_a_sandbox_day(sandbox: SandboxFrame, trained: TrainResult) -> None:
-    day = sandbox.frame.filter(pl.col(DATE) == sandbox.frame[DATE].max())
+    last = sandbox.frame.filter(pl.col(DATE) == sandbox.frame[DATE].max())
+    day = attach_baselines(last, sandbox.history)
     out = score_accounts(trained.bundle, day, model_version="1", exact_top_n=10)
     assert out.height == day.height
     assert ((out["p05"] <= out["p50"]) & (out["p50"] <= out["p95"])).all()
     assert out["risk_score"].is_between(0, 100).all()
-    assert out["driver_1_feature"].is_in(trained.bundle.mean_input_names()).all()
+    names = trained.bundle.mean_input_names() + [baseline_column(b) for b in STACK_BASELINES]
+    assert out["driver_1_feature"].is_in(names).all()
     assert (out["drivers_method"] == "tree_shap").sum() == min(10, day.height)
     assert out["feature_set_version"].n_unique() == 1
 
