@@ -166,7 +166,7 @@ def train_champion() -> str:
 
     data = sandbox_frame(seed=SEED, n_accounts=150, n_days=60)
     config = TrainConfig(seed=0, budget=SearchBudget(n_trials=2, n_folds=2))
-    result = train_profit_model(data.frame, data.feature_columns, config)
+    result = train_profit_model(data.frame, data.feature_columns, config, history=data.history)
     target = TrackingTarget.from_settings(get_settings())
     logged = log_training_run(target, result, evaluate_result(result, history=data.history))
     target.client().set_registered_model_alias(

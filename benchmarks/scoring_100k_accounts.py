@@ -35,6 +35,7 @@ import xgboost as xgb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import log, median_time, report, timed
+from daily_profit.modeling.bundle import attach_baselines
 from daily_profit.modeling.dataset import ID
 from daily_profit.modeling.evaluate import evaluate_result
 from daily_profit.modeling.scoring import DEFAULT_EXACT_TOP_N, score_accounts
@@ -77,7 +78,9 @@ def main() -> None:
     config = TrainConfig(seed=0) if not args.quick else TrainConfig(seed=0, budget=QUICK_BUDGET)
     budget = config.budget
     log(f"training on {data.frame.height} rows ({budget.n_trials} search trials) ...")
-    train_s, result = timed(lambda: train_profit_model(data.frame, data.feature_columns, config))
+    train_s, result = timed(
+        lambda: train_profit_model(data.frame, data.feature_columns, config, history=data.history)
+    )
     bundle = result.bundle
     report(
         "profit_model_training",
@@ -94,7 +97,8 @@ def main() -> None:
         },
     )
 
-    rows = scoring_frame(data.frame, N_ACCOUNTS)
+    # Each account's stacked baselines come with its feature row, as in daily_predictions.
+    rows = scoring_frame(attach_baselines(data.frame, data.history), N_ACCOUNTS)
     score = lambda: score_accounts(bundle, rows, model_version="bench", n_threads=threads)  # noqa: E731
     score()  # warm-up: first-call allocations and thread pool start
     ours = median_time(score, repeat)

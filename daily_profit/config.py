@@ -276,6 +276,32 @@ class Settings(BaseSettings):
         description="Trader's profit share (%) for an account whose plan is not in the plans "
         "export (the plan's profitSharePct is used otherwise).",
     )
+    promotion_mse_margin: float = Field(
+        default=0.005,
+        ge=0,
+        description="A challenger replaces the champion only when its MSE is lower by at least "
+        "this share of the champion's (0.005: 0.5%), significantly: the upper end of the "
+        "day-block bootstrap interval of the relative difference lies below minus the margin.",
+    )
+    promotion_noninferiority_margin: float = Field(
+        default=0.02,
+        ge=0,
+        description="A challenger (and the first champion) must be non-inferior to the best "
+        "mean baseline on the same days: MSE at most this share above it, significantly.",
+    )
+    promotion_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="One-sided level of the promotion's paired tests (its intervals are "
+        "1 - 2 x alpha).",
+    )
+    promotion_block_days: int = Field(
+        default=5,
+        ge=1,
+        description="Length in days of the blocks the promotion's bootstrap resamples: "
+        "consecutive days share the market, so they are drawn together.",
+    )
     sandbox_seed: int = 7
     sandbox_port: int = 8765
     sandbox_accounts: int = 300

@@ -10,9 +10,12 @@ Four XGBoost boosters share one feature list:
 - ``mean``: squared-error regression of y / s(x), weighted by s(x)^w. For any w this targets the
   conditional mean (a weighted squared error is still minimised by E[y|x]); w only decides which
   rows the finite-sample fit listens to (w = 2 is exactly raw-dollar MSE). The expected profit is
-  b * s(x) * f(x), with b in [0, 1] a shrinkage fitted on the calibration days;
+  a stack (``MeanStack``): w_model * s(x) * f(x) + sum of w_b * baseline_b over the named
+  baselines (yesterday, trailing 5 and 20 days, account mean; zero is what the weights leave
+  out), with non-negative weights, or exactly the best baseline when the model did not beat it
+  on held-out days (the fallback);
 - ``quantile``: multi-quantile regression (p05, p50, p95) of y / s(x), rescaled by s(x), then
-  shifted by the conformal offsets (``conformal.py``);
+  shifted by Mondrian conformal offsets per (weekday, scale band) cell (``conformal.py``);
 - the mean and quantile models see the features plus a few P&L levels in units of s(x)
   (``mean_matrix``): the account's mean daily P&L so far and its recent means, divided by its
   scale, which is the very quantity y / s they predict (trees cannot divide by themselves);
@@ -39,9 +42,18 @@ import pandas as pd
 import polars as pl
 import xgboost as xgb
 
+from daily_profit.modeling.baselines import MEAN_BASELINES, baseline_predictions
 from daily_profit.modeling.breach import BreachCalibrator
-from daily_profit.modeling.conformal import ConformalOffsets, apply_offsets
+from daily_profit.modeling.conformal import (
+    REGIME_FLAGS,
+    ConformalOffsets,
+    MondrianOffsets,
+    apply_mondrian,
+    regime_of,
+    weekday_of,
+)
 from daily_profit.monitoring.drift import DriftReference
+from daily_profit.trading_calendar import TradingCalendar
 
 BOOSTERS = ("scale", "mean", "quantile", "breach")
 PREDICTION_COLUMNS = (
@@ -51,7 +63,11 @@ PREDICTION_COLUMNS = (
     "p95",
     "breach_probability",
 )
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
+MODEL_TERM = "model"
+# The baselines the mean may lean on; "zero" needs no weight (it is what the weights leave out).
+STACK_BASELINES: tuple[str, ...] = tuple(b for b in MEAN_BASELINES if b != "zero")
+BASELINE_PREFIX = "baseline_"
 DRIFT_REFERENCE_FILE = "drift_reference.json"
 
 # A day's typical move is never taken as below one dollar: residuals are divided by it.
@@ -98,6 +114,69 @@ def learn_categories(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, l
     }
 
 
+def baseline_column(name: str) -> str:
+    return f"{BASELINE_PREFIX}{name}"
+
+
+def attach_baselines(
+    rows: pl.DataFrame, history: pl.DataFrame, calendar: TradingCalendar | None = None
+) -> pl.DataFrame:
+    """``rows`` plus a ``baseline_<name>`` column per stacked baseline, point in time from the
+    daily P&L ``history`` on the span target of ``calendar`` (default the configured trading
+    calendar; ``baselines.baseline_predictions``): what the stacked mean needs."""
+    base = baseline_predictions(rows, history, calendar)
+    return rows.with_columns([base[name].alias(baseline_column(name)) for name in STACK_BASELINES])
+
+
+@dataclass(frozen=True)
+class MeanStack:
+    """How the expected profit combines the model and the baselines.
+
+    ``weights``: non-negative weight of the model term (s(x) * f(x)) and of each stacked
+    baseline, fitted on out-of-fold predictions of the train days. ``fallback``: the baseline
+    the mean is exactly equal to when the stack did not beat the best baseline on the held-out
+    calibration days (its weight 1, every other 0). ``evidence``: the held-out comparison.
+    """
+
+    weights: dict[str, float]
+    fallback: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_weight(self) -> float:
+        return float(self.weights.get(MODEL_TERM, 0.0))
+
+    def baseline_weights(self) -> np.ndarray:
+        return np.array([self.weights.get(b, 0.0) for b in STACK_BASELINES])
+
+    def needed_baselines(self) -> list[str]:
+        return [b for b in STACK_BASELINES if self.weights.get(b, 0.0) != 0.0]
+
+    @classmethod
+    def model_only(cls, weight: float = 1.0) -> MeanStack:
+        return cls(weights={MODEL_TERM: weight})
+
+    @classmethod
+    def baseline(cls, name: str, evidence: dict[str, Any] | None = None) -> MeanStack:
+        """The fallback: exactly the named baseline (``zero``: the constant 0)."""
+        weights = {MODEL_TERM: 0.0} | {b: float(b == name) for b in STACK_BASELINES}
+        return cls(weights=weights, fallback=name, evidence=dict(evidence or {}))
+
+    def combine(self, model_term: np.ndarray, baselines: np.ndarray) -> np.ndarray:
+        return self.model_weight * model_term + baselines @ self.baseline_weights()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights, "fallback": self.fallback, "evidence": self.evidence}
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> MeanStack:
+        return cls(
+            weights={k: float(v) for k, v in spec["weights"].items()},
+            fallback=spec.get("fallback"),
+            evidence=dict(spec.get("evidence", {})),
+        )
+
+
 @dataclass
 class Predictions:
     """Model outputs for n rows, aligned with the input rows."""
@@ -119,16 +198,35 @@ class Predictions:
         )
 
 
+def regimes(frame: pl.DataFrame | pd.DataFrame) -> np.ndarray | None:
+    """Volatility regime of each row's feature day, None when the frame has no regime column."""
+    columns = [c for c in (*REGIME_FLAGS, "regime_vol") if c in frame.columns]
+    if not columns:
+        return None
+    rows = (
+        frame.select(columns) if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame[columns])
+    )
+    return regime_of(rows).to_numpy()
+
+
+def weekdays(frame: pl.DataFrame | pd.DataFrame) -> np.ndarray | None:
+    """Weekday of each row's feature day, None when the frame has no ``date`` column."""
+    if "date" not in frame.columns:
+        return None
+    dates = frame["date"] if isinstance(frame, pl.DataFrame) else pl.Series(frame["date"])
+    return weekday_of(pl.DataFrame({"date": dates.cast(pl.Date)})).to_numpy()
+
+
 @dataclass
 class ModelBundle:
     """Boosters, conformal offsets, breach calibrator and the feature list they expect."""
 
     feature_columns: list[str]
     boosters: dict[str, xgb.Booster]
-    offsets: ConformalOffsets
+    conformal: MondrianOffsets
     calibrator: BreachCalibrator
     mean_weight_power: float
-    mean_shrinkage: float = 1.0
+    stack: MeanStack = field(default_factory=MeanStack.model_only)
     headroom_columns: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)
     scale_floor: float = DEFAULT_SCALE_FLOOR
@@ -146,9 +244,30 @@ class ModelBundle:
         raw = self.boosters["scale"].inplace_predict(x).astype(np.float64)
         return np.maximum(np.sqrt(raw), self.scale_floor)
 
+    @property
+    def offsets(self) -> ConformalOffsets:
+        """The offsets fitted on every calibration row (cells fall back to them)."""
+        return self.conformal.overall
+
     def mean_unit(self, scale: np.ndarray) -> np.ndarray:
         """What one unit of the mean booster's output is worth in USD for each row."""
-        return self.mean_shrinkage * scale
+        return self.stack.model_weight * scale
+
+    def baseline_matrix(self, frame: pl.DataFrame | pd.DataFrame) -> np.ndarray:
+        """(n, len(STACK_BASELINES)) baseline values the stack needs (0 where unweighted)."""
+        needed = self.stack.needed_baselines()
+        missing = [baseline_column(b) for b in needed if baseline_column(b) not in frame.columns]
+        if missing:
+            raise KeyError(
+                f"the mean stacks the baselines {needed} but the rows lack {missing}: attach "
+                "them with bundle.attach_baselines(rows, daily_history)"
+            )
+        n = len(frame)
+        out = np.zeros((n, len(STACK_BASELINES)))
+        for j, b in enumerate(STACK_BASELINES):
+            if b in needed:
+                out[:, j] = np.asarray(frame[baseline_column(b)], dtype=np.float64)
+        return out
 
     @property
     def mean_inputs(self) -> MeanInputs:
@@ -168,14 +287,21 @@ class ModelBundle:
     def _headroom_idx(self) -> list[int]:
         return [self.feature_columns.index(c) for c in self.headroom_columns]
 
-    def predict_matrix(self, x: np.ndarray) -> Predictions:
+    def predict_matrix(
+        self,
+        x: np.ndarray,
+        baselines: np.ndarray,
+        weekday: np.ndarray | None,
+        regime: np.ndarray | None = None,
+    ) -> Predictions:
+        """``baselines``: ``baseline_matrix`` of the rows; ``weekday`` and ``regime``: of each
+        row's feature day, which pick the conformal groups (None: those groups are skipped)."""
         scale = self.predict_scale(x)
         mx = self.mean_model_matrix(x, scale)
-        expected = self.mean_unit(scale) * self.boosters["mean"].inplace_predict(mx).astype(
-            np.float64
-        )
+        model_term = scale * self.boosters["mean"].inplace_predict(mx).astype(np.float64)
+        expected = self.stack.combine(model_term, baselines)
         q_raw = self.boosters["quantile"].inplace_predict(mx).astype(np.float64) * scale[:, None]
-        quantiles = apply_offsets(q_raw, scale, self.offsets)
+        quantiles = apply_mondrian(q_raw, scale, self.conformal, weekday, regime)
         raw_p = self.boosters["breach"].inplace_predict(self.breach_inputs(x, scale))
         return Predictions(
             scale=scale,
@@ -185,7 +311,10 @@ class ModelBundle:
         )
 
     def predict(self, frame: pl.DataFrame | pd.DataFrame) -> Predictions:
-        return self.predict_matrix(self.matrix(frame))
+        """Predictions for rows of features (plus ``date`` and the stack's baseline columns)."""
+        return self.predict_matrix(
+            self.matrix(frame), self.baseline_matrix(frame), weekdays(frame), regimes(frame)
+        )
 
     def matrix(self, frame: pl.DataFrame | pd.DataFrame) -> np.ndarray:
         return feature_matrix(frame, self.feature_columns, self.categories)
@@ -201,10 +330,10 @@ class ModelBundle:
             "feature_columns": self.feature_columns,
             "headroom_columns": self.headroom_columns,
             "categories": self.categories,
-            "offsets": self.offsets.as_dict(),
+            "conformal": self.conformal.as_dict(),
             "calibrator": self.calibrator.as_dict(),
             "mean_weight_power": self.mean_weight_power,
-            "mean_shrinkage": self.mean_shrinkage,
+            "stack": self.stack.as_dict(),
             "scale_floor": self.scale_floor,
             "metadata": self.metadata,
         }
@@ -236,10 +365,10 @@ class ModelBundle:
         return cls(
             feature_columns=list(spec["feature_columns"]),
             boosters=boosters,
-            offsets=ConformalOffsets(**spec["offsets"]),
+            conformal=MondrianOffsets.from_dict(spec["conformal"]),
             calibrator=BreachCalibrator.from_dict(spec["calibrator"]),
             mean_weight_power=float(spec["mean_weight_power"]),
-            mean_shrinkage=float(spec["mean_shrinkage"]),
+            stack=MeanStack.from_dict(spec["stack"]),
             headroom_columns=list(spec["headroom_columns"]),
             categories={k: list(v) for k, v in spec["categories"].items()},
             scale_floor=float(spec["scale_floor"]),

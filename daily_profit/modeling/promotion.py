@@ -1,21 +1,31 @@
-"""Champion/challenger promotion: a pure decision, and one function that applies it in MLflow.
+"""Champion/challenger promotion by evidence: paired tests on day blocks, with margins.
 
-Challenger against champion, on the same rows (the challenger's test days, restricted to days
-after both models' fitted windows, scored by both): the alias ``champion`` moves to the
-challenger only when it
+Challenger, champion and every baseline predict the same rows (the challenger's test days,
+restricted to feature days after both models' fitted windows). Per-row losses (squared error of
+the expected net profit, interval score of the 90% interval, Brier of the breach probability)
+are summed per day, and a moving-block bootstrap over days (``paired_block_test``) gives the
+relative loss difference with its interval and a one-sided p-value. Days are the unit: accounts
+on the same day share the market, so rows of a day are not independent evidence, and blocks of
+consecutive days keep the days' own correlation.
 
-- has a lower RMSE of the expected net profit,
-- has a lower interval (Winkler) score of the 90% interval,
-- has a breach Brier score no worse than the champion's (up to ``brier_tolerance``),
-- covers between 88% and 92% with its 90% interval.
+The alias ``champion`` moves to the challenger only when it
 
-The first version (no champion yet) is promoted only when it beats the best baselines on its own
-test days: RMSE below the best mean baseline's, interval score below the trailing-percentile
-baseline's, Brier no worse than the headroom rule's, and (``first_requires_coverage``) coverage
-in the band too, because calibrated intervals are what the desk is promised.
+- beats the champion's MSE by at least ``mse_margin`` (superiority: the upper end of the
+  interval of MSE_challenger / MSE_champion - 1 is below -margin, p < alpha);
+- is non-inferior to the best mean baseline on the same rows (MSE at most
+  ``noninferiority_margin`` above it, p < alpha): a challenger never has to be trusted over a
+  baseline it does not match;
+- is non-inferior to the champion on interval score and breach Brier;
+- covers within the band 90% +- max(``coverage_min_halfwidth``, z x the day-clustered standard
+  error of its coverage): the band is as wide as the days' own noise, no narrower.
 
-Every decision carries its reasons and numbers, and ``apply_promotion`` records them as tags on
-the challenger's model version and run, whatever the outcome.
+The first version (no champion yet) is promoted on non-inferiority to the best mean baseline
+(MSE), to the trailing percentiles (interval score) and to the headroom rule (Brier), with
+coverage in the band: with the mean's fallback to the best baseline, a firm whose data hold no
+edge still gets a champion that is as good as its best baseline.
+
+Every decision carries its tests (estimate, interval, p-value, margin, days) and
+``apply_promotion`` records them as tags on the challenger's model version and run.
 """
 
 from __future__ import annotations
@@ -24,41 +34,168 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from daily_profit.modeling.baselines import (
-    BREACH_BASELINE,
-    INTERVAL_BASELINE,
+    MEAN_BASELINES,
     baseline_predictions,
     fit_breach_rule,
 )
-from daily_profit.modeling.bundle import ModelBundle
-from daily_profit.modeling.dataset import BREACH, DATE, DEFAULT_USABLE_STATUSES, usable_rows
-from daily_profit.modeling.evaluate import MODEL, EvaluationReport, evaluate_predictions
+from daily_profit.modeling.bundle import ModelBundle, attach_baselines
+from daily_profit.modeling.dataset import BREACH, DATE, DEFAULT_USABLE_STATUSES, TARGET, usable_rows
+from daily_profit.modeling.evaluate import ALPHA
 from daily_profit.modeling.train import predictions_frame
 from daily_profit.trading_calendar import TradingCalendar
 
 if TYPE_CHECKING:
     # MLflow is imported only by the two functions that talk to it: the decision stays pure.
+    from daily_profit.config import Settings
     from daily_profit.modeling.tracking import TrackingTarget
+
+SUPERIORITY = "superiority"
+NON_INFERIORITY = "non_inferiority"
 
 
 @dataclass(frozen=True)
 class PromotionCriteria:
-    coverage_low: float = 0.88
-    coverage_high: float = 0.92
-    brier_tolerance: float = 0.0  # absolute slack for "no worse"
+    """Margins are shares of the reference's loss (0.01: 1% of the champion's MSE)."""
+
+    mse_margin: float = 0.005
+    noninferiority_margin: float = 0.02
+    interval_margin: float = 0.02
+    brier_margin: float = 0.05
+    alpha: float = 0.05  # one-sided level of every test; intervals are (1 - 2 alpha)
+    coverage_level: float = 1 - ALPHA
+    coverage_z: float = 1.96
+    coverage_min_halfwidth: float = 0.02
+    block_days: int = 5
+    draws: int = 2000
+    seed: int = 0
     first_requires_coverage: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> PromotionCriteria:
+        from daily_profit.config import get_settings
+
+        s = settings or get_settings()
+        return cls(
+            mse_margin=s.promotion_mse_margin,
+            noninferiority_margin=s.promotion_noninferiority_margin,
+            alpha=s.promotion_alpha,
+            block_days=s.promotion_block_days,
+        )
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Relative loss difference of ``a`` against ``b`` (L_a / L_b - 1; below 0: a is better)."""
+
+    name: str
+    kind: str  # SUPERIORITY (a beats b by the margin) or NON_INFERIORITY (a no worse + margin)
+    estimate: float
+    low: float
+    high: float
+    p_value: float
+    margin: float
+    passed: bool
+    n_days: int
+    n_rows: int
+
+    def describe(self) -> str:
+        bound = f"< -{self.margin:.4f}" if self.kind == SUPERIORITY else f"<= +{self.margin:.4f}"
+        return (
+            f"{self.name}: {self.estimate:+.4f} [{self.low:+.4f}, {self.high:+.4f}] "
+            f"{self.kind} {bound}, p={self.p_value:.4f}, {self.n_days} days"
+        )
+
+
+def _moving_blocks(n_days: int, block: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """(draws, n_days) day indices of a moving-block bootstrap (blocks of consecutive days)."""
+    block = max(1, min(block, n_days))
+    n_blocks = math.ceil(n_days / block)
+    starts = rng.integers(0, n_days - block + 1, size=(draws, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(draws, -1)
+    return idx[:, :n_days]
+
+
+def paired_block_test(
+    name: str,
+    dates: np.ndarray,
+    loss_a: np.ndarray,
+    loss_b: np.ndarray,
+    *,
+    kind: str,
+    margin: float,
+    criteria: PromotionCriteria,
+) -> PairedTest:
+    """Paired moving-block bootstrap over days of L_a / L_b - 1 (L: mean loss per row).
+
+    Superiority: H0 ``ratio >= -margin``, p = (1 + #{draws >= -margin}) / (draws + 1).
+    Non-inferiority: H0 ``ratio > margin``, p = (1 + #{draws > margin}) / (draws + 1); two
+    identical predictors are non-inferior at any margin >= 0 and never superior. Passes when
+    p < alpha; the interval is the (alpha, 1 - alpha) percentile interval.
+    """
+    frame = pl.DataFrame({"d": dates, "a": loss_a, "b": loss_b})
+    per_day = frame.group_by("d").agg(pl.col("a").sum(), pl.col("b").sum()).sort("d")
+    a, b = per_day["a"].to_numpy(), per_day["b"].to_numpy()
+    n_days = a.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = float(a.sum() / b.sum() - 1.0) if b.sum() > 0 else math.nan
+        idx = _moving_blocks(
+            n_days, criteria.block_days, criteria.draws, np.random.default_rng(criteria.seed)
+        )
+        draws = a[idx].sum(axis=1) / b[idx].sum(axis=1) - 1.0
+    if np.allclose(a, b):
+        draws = np.zeros(criteria.draws)
+        estimate = 0.0
+    draws = np.where(np.isfinite(draws), draws, np.inf)
+    beyond = draws >= -margin if kind == SUPERIORITY else draws > margin
+    exceed = int(np.sum(beyond))
+    p_value = (1 + exceed) / (criteria.draws + 1)
+    low, high = (float(v) for v in np.quantile(draws, [criteria.alpha, 1 - criteria.alpha]))
+    return PairedTest(
+        name=name,
+        kind=kind,
+        estimate=estimate,
+        low=low,
+        high=high,
+        p_value=float(p_value),
+        margin=margin,
+        passed=bool(p_value < criteria.alpha and math.isfinite(estimate)),
+        n_days=n_days,
+        n_rows=int(loss_a.size),
+    )
+
+
+def coverage_band(
+    dates: np.ndarray, inside: np.ndarray, criteria: PromotionCriteria
+) -> tuple[float, float, float, float]:
+    """Coverage, its day-clustered standard error, and the band's low and high ends."""
+    frame = pl.DataFrame({"d": dates, "hit": inside.astype(np.float64)})
+    per_day = frame.group_by("d").agg(pl.col("hit").sum().alias("h"), pl.len().alias("n"))
+    h, n = per_day["h"].to_numpy(), per_day["n"].to_numpy().astype(np.float64)
+    cov = float(h.sum() / n.sum())
+    days = h.size
+    se = (
+        math.sqrt(days / (days - 1) * float(np.sum((h - cov * n) ** 2))) / float(n.sum())
+        if days > 1
+        else math.inf
+    )
+    half = max(criteria.coverage_min_halfwidth, criteria.coverage_z * se)
+    return cov, se, criteria.coverage_level - half, criteria.coverage_level + half
 
 
 @dataclass
 class PromotionDecision:
     promote: bool
-    kind: str  # "vs_champion" or "vs_baselines"
+    kind: str  # "vs_champion", "vs_baselines" or "already_champion"
     reasons: list[str]
     numbers: dict[str, float]
     window: dict[str, str] = field(default_factory=dict)
     n_rows: int = 0
+    n_days: int = 0
+    tests: list[PairedTest] = field(default_factory=list)
 
     def as_tags(self, prefix: str = "promotion.") -> dict[str, str]:
         """Flat string tags for MLflow (model version and run)."""
@@ -67,6 +204,7 @@ class PromotionDecision:
             f"{prefix}kind": self.kind,
             f"{prefix}reasons": "; ".join(self.reasons),
             f"{prefix}rows": str(self.n_rows),
+            f"{prefix}days": str(self.n_days),
             f"{prefix}window": f"{self.window.get('start', '')}..{self.window.get('end', '')}",
         }
         for key, value in self.numbers.items():
@@ -77,109 +215,149 @@ class PromotionDecision:
         return asdict(self)
 
 
-def _check(reasons: list[str], ok: bool, text: str) -> bool:
-    reasons.append(("PASS " if ok else "FAIL ") + text)
-    return ok
+@dataclass(frozen=True)
+class ComparedRows:
+    """Everything a decision looks at, on the same rows in the same order."""
+
+    challenger: pl.DataFrame  # predictions_frame of the challenger
+    champion: pl.DataFrame | None
+    baselines: pl.DataFrame  # baselines.baseline_predictions of the rows
+    breach_rule: np.ndarray | None  # the headroom rule's probabilities, when it could be fitted
+    compared_after: str = ""
 
 
-def _lt(a: float, b: float) -> bool:
-    return math.isfinite(a) and math.isfinite(b) and a < b
+def _losses(predictions: pl.DataFrame) -> dict[str, np.ndarray]:
+    y = predictions[TARGET].cast(pl.Float64).to_numpy()
+    lo, hi = predictions["p05"].to_numpy(), predictions["p95"].to_numpy()
+    out = {
+        "mse": (y - predictions["expected_net_profit"].to_numpy()) ** 2,
+        "interval_score": _interval_score_rows(y, lo, hi),
+    }
+    if BREACH in predictions.columns:
+        yb = predictions[BREACH].cast(pl.Float64).to_numpy()
+        out["brier"] = (predictions["breach_probability"].to_numpy() - yb) ** 2
+    return out
 
 
-def _le(a: float, b: float, tol: float = 0.0) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return False
-    return a <= b + tol
+def _interval_score_rows(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return (hi - lo) + (2.0 / ALPHA) * (np.maximum(lo - y, 0.0) + np.maximum(y - hi, 0.0))
+
+
+def _record(numbers: dict[str, float], test: PairedTest) -> None:
+    key = test.name.replace(" ", "_")
+    numbers.update(
+        {
+            f"{key}_estimate": test.estimate,
+            f"{key}_low": test.low,
+            f"{key}_high": test.high,
+            f"{key}_p_value": test.p_value,
+            f"{key}_margin": test.margin,
+        }
+    )
 
 
 def decide_promotion(
-    challenger: EvaluationReport,
-    champion: EvaluationReport | None = None,
-    criteria: PromotionCriteria | None = None,
+    compared: ComparedRows, criteria: PromotionCriteria | None = None
 ) -> PromotionDecision:
-    """Promote or keep, from evaluation reports on the same rows (champion None: first version)."""
+    """Promote or keep, from the challenger's, champion's and baselines' rows."""
     criteria = criteria or PromotionCriteria()
-    reasons: list[str] = []
-    c_rmse = challenger.get(MODEL, "rmse")
-    c_is = challenger.get(MODEL, "interval_score")
-    c_brier = challenger.get(MODEL, "brier")
-    c_cov = challenger.get(MODEL, "coverage")
-    numbers = {
-        "challenger_rmse": c_rmse,
-        "challenger_interval_score": c_is,
-        "challenger_brier": c_brier,
-        "challenger_coverage": c_cov,
-    }
-    coverage_ok = criteria.coverage_low <= c_cov <= criteria.coverage_high
-    band = f"[{criteria.coverage_low:.2f}, {criteria.coverage_high:.2f}]"
+    ch = compared.challenger
+    dates = ch[DATE].to_numpy()
+    y = ch[TARGET].cast(pl.Float64).to_numpy()
+    c_loss = _losses(ch)
+    base = compared.baselines
+    base_mse = {b: (y - base[b].to_numpy()) ** 2 for b in MEAN_BASELINES}
+    best = min(MEAN_BASELINES, key=lambda b: float(base_mse[b].mean()))
 
-    if champion is None:
-        best = challenger.best_mean_baseline
-        b_rmse = challenger.get(best, "rmse")
-        b_is = challenger.get(INTERVAL_BASELINE, "interval_score")
-        b_brier = challenger.get(BREACH_BASELINE, "brier")
-        numbers.update(
-            {
-                f"baseline_{best}_rmse": b_rmse,
-                "baseline_interval_score": b_is,
-                "baseline_brier": b_brier,
-            }
+    def test(name: str, a: np.ndarray, b: np.ndarray, kind: str, margin: float) -> PairedTest:
+        return paired_block_test(name, dates, a, b, kind=kind, margin=margin, criteria=criteria)
+
+    tests = [
+        test(
+            f"mse_vs_{best}",
+            c_loss["mse"],
+            base_mse[best],
+            NON_INFERIORITY,
+            criteria.noninferiority_margin,
         )
-        oks = [
-            _check(
-                reasons,
-                _lt(c_rmse, b_rmse),
-                f"RMSE {c_rmse:.4f} < best baseline ({best}) {b_rmse:.4f}",
-            ),
-            _check(
-                reasons,
-                _lt(c_is, b_is),
-                f"interval score {c_is:.4f} < trailing percentiles {b_is:.4f}",
-            ),
-        ]
-        if math.isnan(b_brier):
-            reasons.append("SKIP breach Brier: no rule baseline on these rows")
-        else:
-            oks.append(
-                _check(
-                    reasons,
-                    _le(c_brier, b_brier, criteria.brier_tolerance),
-                    f"breach Brier {c_brier:.6f} <= headroom rule {b_brier:.6f}",
+    ]
+    if compared.champion is None:
+        kind = "vs_baselines"
+        lo, hi = base["baseline_p05"].to_numpy(), base["baseline_p95"].to_numpy()
+        tests.append(
+            test(
+                "interval_score_vs_trailing_percentiles",
+                c_loss["interval_score"],
+                _interval_score_rows(y, lo, hi),
+                NON_INFERIORITY,
+                criteria.interval_margin,
+            )
+        )
+        if "brier" in c_loss and compared.breach_rule is not None:
+            yb = ch[BREACH].cast(pl.Float64).to_numpy()
+            tests.append(
+                test(
+                    "brier_vs_headroom_rule",
+                    c_loss["brier"],
+                    (compared.breach_rule - yb) ** 2,
+                    NON_INFERIORITY,
+                    criteria.brier_margin,
                 )
             )
-        if criteria.first_requires_coverage:
-            oks.append(_check(reasons, coverage_ok, f"coverage {c_cov:.4f} in {band}"))
-        kind = "vs_baselines"
     else:
-        h_rmse = champion.get(MODEL, "rmse")
-        h_is = champion.get(MODEL, "interval_score")
-        h_brier = champion.get(MODEL, "brier")
-        numbers.update(
-            {
-                "champion_rmse": h_rmse,
-                "champion_interval_score": h_is,
-                "champion_brier": h_brier,
-                "champion_coverage": champion.get(MODEL, "coverage"),
-            }
-        )
-        oks = [
-            _check(reasons, _lt(c_rmse, h_rmse), f"RMSE {c_rmse:.4f} < champion {h_rmse:.4f}"),
-            _check(reasons, _lt(c_is, h_is), f"interval score {c_is:.4f} < champion {h_is:.4f}"),
-            _check(
-                reasons,
-                _le(c_brier, h_brier, criteria.brier_tolerance),
-                f"breach Brier {c_brier:.6f} <= champion {h_brier:.6f}",
-            ),
-            _check(reasons, coverage_ok, f"coverage {c_cov:.4f} in {band}"),
-        ]
         kind = "vs_champion"
+        h_loss = _losses(compared.champion)
+        tests.insert(
+            0,
+            test("mse_vs_champion", c_loss["mse"], h_loss["mse"], SUPERIORITY, criteria.mse_margin),
+        )
+        tests.append(
+            test(
+                "interval_score_vs_champion",
+                c_loss["interval_score"],
+                h_loss["interval_score"],
+                NON_INFERIORITY,
+                criteria.interval_margin,
+            )
+        )
+        if "brier" in c_loss:
+            tests.append(
+                test(
+                    "brier_vs_champion",
+                    c_loss["brier"],
+                    h_loss["brier"],
+                    NON_INFERIORITY,
+                    criteria.brier_margin,
+                )
+            )
+
+    reasons = [("PASS " if t.passed else "FAIL ") + t.describe() for t in tests]
+    numbers: dict[str, float] = {"best_baseline_is_" + best: 1.0}
+    for t in tests:
+        _record(numbers, t)
+    inside = (y >= ch["p05"].to_numpy()) & (y <= ch["p95"].to_numpy())
+    cov, se, band_lo, band_hi = coverage_band(dates, inside, criteria)
+    numbers.update(
+        {"coverage": cov, "coverage_se_days": se, "coverage_low": band_lo, "coverage_high": band_hi}
+    )
+    oks = [t.passed for t in tests]
+    if compared.champion is not None or criteria.first_requires_coverage:
+        ok = band_lo <= cov <= band_hi
+        oks.append(ok)
+        reasons.append(
+            ("PASS " if ok else "FAIL ")
+            + f"coverage {cov:.4f} in [{band_lo:.4f}, {band_hi:.4f}] (day-clustered SE {se:.4f})"
+        )
+    days = ch[DATE]
     return PromotionDecision(
         promote=all(oks),
         kind=kind,
         reasons=reasons,
         numbers=numbers,
-        window=dict(challenger.window),
-        n_rows=challenger.n_rows,
+        window={"start": str(days.min()), "end": str(days.max())},
+        n_rows=ch.height,
+        n_days=days.n_unique(),
+        tests=tests,
     )
 
 
@@ -194,19 +372,18 @@ def compare_on_rows(
     champion: ModelBundle | None,
     rows: pl.DataFrame,
     history: pl.DataFrame,
-    truth: pl.DataFrame | None = None,
     usable_statuses: tuple[str, ...] = DEFAULT_USABLE_STATUSES,
     calendar: TradingCalendar | None = None,
-) -> tuple[EvaluationReport, EvaluationReport | None]:
-    """Evaluate both models (and the baselines) on the same usable out-of-sample rows.
+) -> ComparedRows:
+    """Both models' (and the baselines') predictions of the same usable out-of-sample rows.
 
     ``rows``: feature + label rows (account_id, date, features, labels). The comparison uses the
     feature days after both models' calibration days (in practice the challenger's test days).
-    Earlier rows, when given (e.g. the challenger's whole window), fit the breach rule baseline
-    and lengthen the P&L history; without them the rule baseline is left out.
-    ``history``: the full raw daily P&L (account_id, date, net_profit) the baselines are
-    computed from, point in time, on the span target of ``calendar`` (default the configured
-    trading calendar); see ``baselines.baseline_predictions``.
+    Earlier rows, when given (e.g. the challenger's whole window), fit the breach rule baseline;
+    without them the rule baseline is left out. ``history``: the full raw daily P&L
+    (account_id, date, net_profit) the baselines are computed from, point in time, on the span
+    target of ``calendar`` (default the configured trading calendar); see
+    ``baselines.baseline_predictions``.
     """
     rows = usable_rows(rows, usable_statuses).sort([DATE, "account_id"])
     bundles = [challenger] + ([champion] if champion is not None else [])
@@ -220,13 +397,14 @@ def compare_on_rows(
     if not earlier.is_empty() and earlier[BREACH].cast(pl.Float64).sum() > 0:
         rule = fit_breach_rule(earlier, history, challenger.headroom_columns, calendar)
         rule_p = rule.predict(compared, base)
-    reports = [
-        evaluate_predictions(predictions_frame(compared, b), base, rule_p, truth=truth)
-        for b in bundles
-    ]
-    for report in reports:
-        report.extras["compared_after"] = str(cutoff)
-    return reports[0], (reports[1] if len(reports) > 1 else None)
+    with_base = attach_baselines(compared, history, calendar)
+    return ComparedRows(
+        challenger=predictions_frame(with_base, challenger),
+        champion=predictions_frame(with_base, champion) if champion is not None else None,
+        baselines=base,
+        breach_rule=rule_p,
+        compared_after=str(cutoff),
+    )
 
 
 def apply_promotion(
@@ -250,7 +428,6 @@ def promote_challenger(
     rows: pl.DataFrame,
     *,
     history: pl.DataFrame,
-    truth: pl.DataFrame | None = None,
     criteria: PromotionCriteria | None = None,
     calendar: TradingCalendar | None = None,
 ) -> PromotionDecision:
@@ -268,15 +445,14 @@ def promote_challenger(
             reasons=[f"version {challenger.version} is already the champion"],
             numbers={},
         )
-    c_report, h_report = compare_on_rows(
+    compared = compare_on_rows(
         challenger.bundle,
         champion.bundle if champion is not None else None,
         rows,
         history=history,
-        truth=truth,
         calendar=calendar,
     )
-    decision = decide_promotion(c_report, h_report, criteria)
+    decision = decide_promotion(compared, criteria or PromotionCriteria.from_settings())
     decision.numbers["challenger_version"] = float(challenger.version)
     if champion is not None:
         decision.numbers["champion_version"] = float(champion.version)

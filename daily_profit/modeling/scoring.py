@@ -15,9 +15,11 @@ Per account (row of ``account_features_daily`` for day D):
   for every account would blow the time budget;
 - ``model_version``, ``feature_set_version``.
 
-The expected profit is b * s(x) * f(x) (``bundle.py``); each contribution is b * s(x) times the
-feature's contribution to f(x), so all contributions plus ``b * s(x) * bias`` add up to the
-expected profit exactly.
+The expected profit is the stack w * s(x) * f(x) + sum of w_b * baseline_b (``bundle.py``); each
+feature's contribution is w * s(x) times its contribution to f(x) and each stacked baseline's is
+w_b * baseline_b (named ``baseline_<name>``), so all contributions plus ``w * s(x) * bias`` add up
+to the expected profit exactly. When the mean fell back to a baseline, that baseline is the
+only non-zero driver.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
-from daily_profit.modeling.bundle import ModelBundle
+from daily_profit.modeling.bundle import (
+    STACK_BASELINES,
+    ModelBundle,
+    baseline_column,
+    regimes,
+    weekdays,
+)
 from daily_profit.modeling.dataset import DATE, FEATURE_SET_VERSION, ID
 
 N_DRIVERS = 3
@@ -141,8 +149,9 @@ def score_accounts(
     if n_threads is not None:
         bundle.set_threads(n_threads)
     x = bundle.matrix(frame)
+    baselines = bundle.baseline_matrix(frame)
     t = timings.lap("matrix", t)
-    preds = bundle.predict_matrix(x)
+    preds = bundle.predict_matrix(x, baselines, weekdays(frame), regimes(frame))
     t = timings.lap("predict", t)
     q = preds.quantiles
     risk = risk_score(preds.breach_probability, q[:, 0], equity_of(frame))
@@ -177,12 +186,21 @@ def score_accounts(
             xgb.DMatrix(mx[exact], missing=np.nan, nthread=threads), pred_contribs=True
         )
     t = timings.lap("tree_shap", t)
-    idx, values = top_drivers(contribs, bundle.mean_unit(preds.scale))
+    # USD contributions of the features, then of the stacked baselines (bias column last).
+    usd = contribs[:, :-1] * bundle.mean_unit(preds.scale)[:, None]
+    stacked = baselines * bundle.stack.baseline_weights()[None, :]
+    idx, values = top_drivers(
+        np.hstack([usd, stacked, contribs[:, -1:]]), np.ones(n, dtype=np.float64)
+    )
     t = timings.lap("drivers", t)
 
     # Everything below is columnar: names are gathered by index and constants broadcast, so
     # no Python string is built per row.
-    names = pl.Series("name", bundle.mean_input_names(), dtype=pl.String)
+    names = pl.Series(
+        "name",
+        bundle.mean_input_names() + [baseline_column(b) for b in STACK_BASELINES],
+        dtype=pl.String,
+    )
     columns: list[pl.Series] = [
         pl.Series("expected_net_profit", preds.expected),
         pl.Series("p05", q[:, 0]),

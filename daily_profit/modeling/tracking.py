@@ -46,8 +46,14 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from daily_profit.config import Settings
-from daily_profit.modeling.bundle import DRIFT_REFERENCE_FILE, PREDICTION_COLUMNS, ModelBundle
-from daily_profit.modeling.dataset import ID
+from daily_profit.modeling.bundle import (
+    DRIFT_REFERENCE_FILE,
+    PREDICTION_COLUMNS,
+    STACK_BASELINES,
+    ModelBundle,
+    baseline_column,
+)
+from daily_profit.modeling.dataset import DATE, ID
 from daily_profit.modeling.evaluate import EvaluationReport
 from daily_profit.modeling.plots import write_plots
 from daily_profit.monitoring.drift import DriftReference
@@ -181,7 +187,9 @@ class ProfitModelPyfunc(PythonModel):
     """MLflow's face of a ``ModelBundle``: predict takes feature columns, returns predictions.
 
     Input: a pandas frame with the bundle's feature columns (doubles; strings for categorical
-    features) and optionally ``account_id``, which is passed through. Output: expected_net_profit,
+    features), the ``baseline_<name>`` columns the mean stacks (``bundle.attach_baselines``),
+    optionally ``date`` (the feature day: the weekday picks the conformal cell; without it the
+    scale band's offsets apply) and ``account_id``, which is passed through. Output: expected_net_profit,
     p05, p50, p95, breach_probability (plus account_id when given).
     """
 
@@ -205,20 +213,29 @@ class ProfitModelPyfunc(PythonModel):
 
 
 def model_signature(bundle: ModelBundle) -> ModelSignature:
-    inputs = [ColSpec("string", ID, required=False)]
+    inputs = [ColSpec("string", ID, required=False), ColSpec("datetime", DATE, required=False)]
     for c in bundle.feature_columns:
         inputs.append(ColSpec("string" if c in bundle.categories else "double", c))
+    needed = bundle.stack.needed_baselines()
+    for b in STACK_BASELINES:
+        inputs.append(ColSpec("double", baseline_column(b), required=b in needed))
     outputs = [ColSpec("string", ID, required=False)]
     outputs += [ColSpec("double", c) for c in PREDICTION_COLUMNS]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
 def model_input(frame: pl.DataFrame, bundle: ModelBundle) -> pd.DataFrame:
-    """The pyfunc's input for ``frame``: account_id (if any) and the features as doubles."""
+    """The pyfunc's input for ``frame``: account_id and date (if any), the features as doubles
+    and the stacked baselines the frame carries."""
     cols = [pl.col(ID).cast(pl.String)] if ID in frame.columns else []
+    if DATE in frame.columns:
+        cols.append(pl.col(DATE))
     for c in bundle.feature_columns:
         dtype = pl.String if c in bundle.categories else pl.Float64
         cols.append(pl.col(c).cast(dtype))
+    for b in STACK_BASELINES:
+        if baseline_column(b) in frame.columns:
+            cols.append(pl.col(baseline_column(b)).cast(pl.Float64))
     return frame.select(cols).to_pandas()
 
 
@@ -296,7 +313,14 @@ def _flat_params(bundle: ModelBundle, extra: Mapping[str, Any]) -> dict[str, str
     params["n_features"] = str(len(bundle.feature_columns))
     params["headroom_columns"] = ",".join(bundle.headroom_columns)
     params["breach_calibration"] = bundle.calibrator.method
-    params["mean_shrinkage"] = repr(bundle.mean_shrinkage)
+    for term, weight in bundle.stack.weights.items():
+        params[f"stack.{term}"] = repr(weight)
+    params["stack.fallback"] = str(bundle.stack.fallback)
+    params["conformal_level_non_zero"] = repr(bundle.conformal.level)
+    for group, log_factor in bundle.conformal.factors.items():
+        params[f"conformal_factor.{group.replace('=', ':')}"] = repr(
+            round(float(np.exp(log_factor)), 4)
+        )
     params["conformal_lower_offset"] = repr(bundle.offsets.lower)
     params["conformal_median_offset"] = repr(bundle.offsets.median)
     params["conformal_upper_offset"] = repr(bundle.offsets.upper)
@@ -343,7 +367,13 @@ def log_training(
     metrics["cv_breach_log_loss"] = best[result.search.best_breach].breach_log_loss
     metrics["train_seconds"] = result.seconds
     metrics["search_seconds"] = result.search.seconds
+    coverage = result.conditional_coverage()
+    metrics.update(coverage_metrics(coverage))
+    for key, value in bundle.metadata.get("scale_diagnostics", {}).items():
+        metrics[f"scale_{key}"] = float(value)
     mlflow.log_metrics(metrics)
+    mlflow.log_table(coverage.to_pandas(), "evaluation/conditional_coverage.json")
+    mlflow.log_dict(bundle.stack.as_dict(), "model/stack.json")
     mlflow.log_dict(result.description, "data/description.json")
     mlflow.log_dict(result.search.as_dict(), "search/trials.json")
     mlflow.log_dict(
@@ -353,6 +383,18 @@ def log_training(
     with tempfile.TemporaryDirectory() as tmp:
         for path in write_plots(bundle, result.test_predictions, report, Path(tmp)):
             mlflow.log_artifact(str(path), artifact_path="plots")
+
+
+def coverage_metrics(table: pl.DataFrame, prefix: str = "test_coverage") -> dict[str, float]:
+    """``{prefix}_{dimension}_{cell}`` per row of a conditional coverage table (MLflow metric
+    names allow letters, digits and ``_-./ ``: a pooled cell's ``+`` becomes ``-``)."""
+    out: dict[str, float] = {}
+    for row in table.iter_rows(named=True):
+        cell = str(row["cell"]).replace("+", "-")
+        name = prefix if row["dimension"] == "all" else f"{prefix}_{row['dimension']}_{cell}"
+        if row["coverage"] == row["coverage"]:
+            out[name] = float(row["coverage"])
+    return out
 
 
 def log_bundle(
@@ -418,6 +460,7 @@ def log_training_run(
         tags[TAG_DAGSTER_RUN] = dagster_run_id
     with open_run(target, run_name=run_name, tags=tags):
         log_training(result, report, extra_params=extra_params)
+        # The split's rows carry the baselines the stack needs, as a caller's rows must.
         return log_bundle(target, result.bundle, result.split.test)
 
 

@@ -11,11 +11,19 @@
    deterministic given how many trials it finished (recorded in the search report). The mean
    model is chosen by fold MSE, the quantile model by fold pinball loss, the breach classifier
    by fold log loss: proper scores only (never MAE for a mean);
-4. refits the chosen models on all train days with the fold-averaged number of rounds;
-5. calibrates on the calibration days: a shrinkage factor for the mean, conformal offsets for
-   the quantiles, a probability calibrator for breaches;
-6. predicts the test days, which only evaluation sees;
-7. stores the train days' feature distributions in the bundle (``bundle.drift_reference``),
+4. refits the chosen models on all train days with the fold-averaged number of rounds. The
+   scale model's output on the train days is cross-fitted in time blocks (``cross_fit_scale``):
+   each row's scale comes from a model that never saw its block, so the mean, quantile and
+   breach models never learn from the scale's in-sample (too small) residuals;
+5. stacks the mean: non-negative weights of the model and the named baselines, fitted on the
+   search folds' out-of-fold predictions (train days); on the calibration days, which no fit
+   saw, the stack is kept only when it beats the best baseline there, else the mean *is* that
+   baseline (``MeanStack``);
+6. calibrates on the calibration days: Mondrian conformal offsets for the quantiles (per
+   weekday x scale band), a probability calibrator for breaches. Stack weights (train days)
+   and conformal offsets (calibration days) are never fitted on the same days;
+7. predicts the test days, which only evaluation sees;
+8. stores the train days' feature distributions in the bundle (``bundle.drift_reference``),
    weighted by the fitted model's feature importance: what ``feature_drift`` compares each
    new day with once this version is champion.
 
@@ -24,6 +32,7 @@ See ``bundle.py`` for what each booster models and why.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -34,18 +43,34 @@ from typing import Any
 import numpy as np
 import polars as pl
 import xgboost as xgb
+from scipy.optimize import nnls
 
+from daily_profit.modeling.baselines import (
+    MEAN_BASELINES,
+    baseline_predictions,
+)
 from daily_profit.modeling.breach import fit_calibrator
 from daily_profit.modeling.bundle import (
     DEFAULT_SCALE_FLOOR,
+    MODEL_TERM,
+    STACK_BASELINES,
     MeanInputs,
+    MeanStack,
     ModelBundle,
+    attach_baselines,
     breach_matrix,
     feature_matrix,
     learn_categories,
     mean_matrix,
+    regimes,
+    weekdays,
 )
-from daily_profit.modeling.conformal import QUANTILES, fit_offsets
+from daily_profit.modeling.conformal import (
+    QUANTILES,
+    REGIME_FLAGS,
+    conditional_coverage,
+    fit_mondrian,
+)
 from daily_profit.modeling.dataset import (
     BREACH,
     DATE,
@@ -65,6 +90,7 @@ from daily_profit.modeling.dataset import (
 )
 from daily_profit.modeling.evaluate import log_loss, pinball_loss
 from daily_profit.monitoring.drift import build_reference
+from daily_profit.trading_calendar import TradingCalendar
 
 # Headroom columns the breach model turns into "moves of headroom left" when the frame has them
 # (feature catalog names, then the synthetic frame's).
@@ -101,6 +127,10 @@ class TrainConfig:
     early_stopping_rounds: int = 30
     calibration_method: str = "auto"
     scale_floor: float = DEFAULT_SCALE_FLOOR
+    # Time blocks of the scale model's cross-fit (each row's scale from the other blocks).
+    scale_blocks: int = 4
+    # The stack is kept only when its held-out MSE is below the best baseline's by this share.
+    stack_min_gain: float = 0.0
 
     def threads(self) -> int:
         return self.n_threads or os.cpu_count() or 1
@@ -184,6 +214,10 @@ class _Part:
     x: np.ndarray
     y: np.ndarray
     breach: np.ndarray
+    days: np.ndarray  # feature day of each row (days since the epoch)
+
+    def subset(self, mask: np.ndarray) -> _Part:
+        return _Part(x=self.x[mask], y=self.y[mask], breach=self.breach[mask], days=self.days[mask])
 
     @classmethod
     def of(
@@ -201,6 +235,7 @@ class _Part:
             x=feature_matrix(frame, features, categories),
             y=frame[TARGET].cast(pl.Float64).to_numpy(),
             breach=breach,
+            days=frame[DATE].cast(pl.Date).to_physical().to_numpy(),
         )
 
 
@@ -250,6 +285,52 @@ def _fit_scale(
 def _predict_scale(booster: xgb.Booster, x: np.ndarray, floor: float, n_rounds: int) -> np.ndarray:
     raw = booster.inplace_predict(x, iteration_range=(0, n_rounds)).astype(np.float64)
     return np.maximum(np.sqrt(raw), floor)
+
+
+def scale_blocks(
+    days: np.ndarray, n_blocks: int, gap_days: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(held-out rows, fitting rows) masks of each time block of the cross-fit.
+
+    The distinct feature days are cut into ``n_blocks`` consecutive blocks; a block's rows are
+    predicted by a model fitted on every other day except ``gap_days`` feature days on either
+    side of the block, so no fitting row's features contain a held-out row's label (the label
+    of D shows in the features of the next session) nor the other way round.
+    """
+    unique = np.unique(days)
+    n_blocks = min(n_blocks, unique.size)
+    if n_blocks < 2:
+        raise ValueError(f"a cross-fit needs at least 2 days, got {unique.size}")
+    out = []
+    for block in np.array_split(np.arange(unique.size), n_blocks):
+        held = np.isin(days, unique[block])
+        near = unique[max(0, block[0] - gap_days) : block[-1] + gap_days + 1]
+        out.append((held, ~np.isin(days, near)))
+    return out
+
+
+def cross_fit_scale(part: _Part, rounds: int, config: TrainConfig) -> np.ndarray:
+    """Out-of-block scale s(x) of every row of ``part`` (see ``scale_blocks``).
+
+    Fitted and then used on the same rows, the scale is too small where it overfits (rms of
+    y / s 0.80 in sample against 1.26 on later days, measured on the sandbox): the mean and
+    quantile models would learn from residuals larger than any they will meet, and the breach
+    model from headroom ratios that are off. Cross-fitting gives the train rows the kind of
+    scale the calibration and test rows get: one from a model that did not see them.
+    """
+    out = np.empty(part.y.size)
+    threads = config.threads()
+    for held, fit in scale_blocks(part.days, config.scale_blocks, config.split.gap_days):
+        if not fit.any():
+            raise ValueError("a scale cross-fit block left no day to fit on")
+        booster, _ = _fit_scale(part.subset(fit), rounds, config.seed, threads)
+        out[held] = _predict_scale(booster, part.x[held], config.scale_floor, rounds)
+    return out
+
+
+def rms_in_scale_units(y: np.ndarray, scale: np.ndarray) -> float:
+    """Root mean square of y / s: about 1 when s is an honest size of the move."""
+    return float(np.sqrt(np.mean((y / scale) ** 2)))
 
 
 def _qdm(
@@ -328,18 +409,55 @@ def breach_monotone(features: Sequence[str], n_headroom: int) -> list[int]:
     return [-1 if "headroom" in name else 0 for name in features] + [0] + [-1] * n_headroom
 
 
-def fit_mean_shrinkage(y: np.ndarray, pred: np.ndarray) -> float:
-    """The factor in [0, 1] that minimises the calibration days' squared error of b * pred.
+def fit_stack(y: np.ndarray, model_term: np.ndarray, baselines: np.ndarray) -> dict[str, float]:
+    """Non-negative weights of the model term and each stacked baseline (columns of
+    ``baselines`` in ``STACK_BASELINES`` order) minimising squared error (scipy's NNLS).
 
-    Daily P&L is mostly noise and heavy-tailed, so a mean model picked by noisy fold MSE can be
-    overconfident; measured on days it never saw, b shrinks it toward zero (b = 0: the model
-    knows nothing, predict no P&L; b = 1: keep it as is). One parameter on ~2,000 rows cannot
-    overfit, and it can only lower the calibration MSE.
+    Non-negative and without an intercept: the stack can lean on any mix of the model and the
+    baselines, or shrink toward zero, but it can never bet against one of them nor add a
+    constant the rows did not earn. Fitted on out-of-fold predictions only (the search folds'
+    validation days), so the model term is as good here as it will be on new days.
     """
-    denom = float(np.dot(pred, pred))
-    if denom <= 0.0:
-        return 0.0
-    return float(np.clip(np.dot(y, pred) / denom, 0.0, 1.0))
+    design = np.column_stack([model_term, baselines])
+    weights, _ = nnls(design, y)
+    names = (MODEL_TERM, *STACK_BASELINES)
+    return {name: float(w) for name, w in zip(names, weights, strict=True)}
+
+
+def choose_mean(
+    weights: dict[str, float],
+    y: np.ndarray,
+    model_term: np.ndarray,
+    baselines: dict[str, np.ndarray],
+    *,
+    min_gain: float = 0.0,
+) -> MeanStack:
+    """The stack, or the best baseline when the stack does not beat it on these held-out rows.
+
+    ``baselines``: every named baseline's prediction of the rows (``MEAN_BASELINES``). The best
+    baseline is chosen on these rows, and the stack is kept only when its MSE is below the best
+    baseline's by at least ``min_gain`` (a share): a model without an edge gives exactly the
+    best baseline, never something worse.
+    """
+    stack = MeanStack(weights=weights)
+    matrix = np.column_stack([baselines[b] for b in STACK_BASELINES])
+    stack_mse = float(np.mean((y - stack.combine(model_term, matrix)) ** 2))
+    mses = {b: float(np.mean((y - baselines[b]) ** 2)) for b in MEAN_BASELINES}
+    best = min(MEAN_BASELINES, key=lambda b: mses[b])
+    evidence = {
+        "rows": int(y.size),
+        "stack_weights": weights,
+        "stack_mse": stack_mse,
+        "model_only_mse": float(np.mean((y - model_term) ** 2)),
+        "best_baseline": best,
+        "best_baseline_mse": mses[best],
+        "baseline_mse": mses,
+        "min_gain": min_gain,
+        "stack_gain": 1.0 - stack_mse / mses[best] if mses[best] > 0 else 0.0,
+    }
+    if stack_mse < mses[best] * (1.0 - min_gain):
+        return MeanStack(weights=weights, fallback=None, evidence=evidence | {"kept": "stack"})
+    return MeanStack.baseline(best, evidence | {"kept": "fallback"})
 
 
 def mean_pinball(y: np.ndarray, q: np.ndarray, levels: Sequence[float] = QUANTILES) -> float:
@@ -399,6 +517,12 @@ class TrialResult:
     quantile_rounds: int
     breach_rounds: int
     seconds: float
+    # The mean model's model term s(x) * f(x) on the folds' validation rows, in fold order:
+    # out-of-fold predictions the stack is fitted on (not in ``as_dict``).
+    oof_mean: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "oof_mean"}
 
 
 @dataclass
@@ -411,10 +535,15 @@ class SearchReport:
     n_folds: int
     stopped_by: str  # "trials" or "seconds"
     seconds: float
+    # The folds' validation rows, in the order of each trial's ``oof_mean``.
+    valid_rows: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+    # rms(y / s) with the folds' cross-fitted scale on their fit rows: about 1 when honest.
+    scale_rms_fit: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "trials": [t.__dict__ for t in self.trials],
+            "trials": [t.as_dict() for t in self.trials],
+            "scale_rms_fit": self.scale_rms_fit,
             "best_mean": self.best_mean,
             "best_quantile": self.best_quantile,
             "best_breach": self.best_breach,
@@ -435,7 +564,7 @@ def _run_trial(
 ) -> TrialResult:
     started = time.perf_counter()
     threads, seed, es = config.threads(), config.seed, config.early_stopping_rounds
-    mses, pins, lls, r_mean, r_q, r_b = [], [], [], [], [], []
+    mses, pins, lls, r_mean, r_q, r_b, oof = [], [], [], [], [], [], []
     for fold in folds:
         # Mean: squared error on y / s, scored in dollars.
         d_fit, d_val = fold.normalised(trial["mean_weight_power"])
@@ -444,6 +573,7 @@ def _run_trial(
             fold.valid_mean_matrix, iteration_range=(0, n)
         ).astype(np.float64)
         mses.append(float(np.mean((fold.valid.y - pred) ** 2)))
+        oof.append(pred)
         r_mean.append(n)
         # Quantiles: pinball on y / s, scored in dollars.
         d_fit, d_val = fold.normalised(trial["quantile_weight_power"])
@@ -484,6 +614,7 @@ def _run_trial(
         quantile_rounds=max(1, round(float(np.mean(r_q)))),
         breach_rounds=max(1, round(float(np.mean(r_b)))) if r_b else 50,
         seconds=time.perf_counter() - started,
+        oof_mean=np.concatenate(oof),
     )
 
 
@@ -502,6 +633,7 @@ def search(
     )
     folds: list[_FoldData] = []
     scale_rounds: list[int] = []
+    rms_fit: list[float] = []
     for fold in folds_frames:
         fit, valid = (
             _Part.of(fold.fit, features, categories),
@@ -511,11 +643,13 @@ def search(
             fit, config.max_rounds, seed, threads, valid, config.early_stopping_rounds
         )
         scale_rounds.append(n)
+        scale_fit = cross_fit_scale(fit, n, config)
+        rms_fit.append(rms_in_scale_units(fit.y, scale_fit))
         folds.append(
             _FoldData(
                 fit=fit,
                 valid=valid,
-                scale_fit=_predict_scale(booster, fit.x, config.scale_floor, n),
+                scale_fit=scale_fit,
                 scale_valid=_predict_scale(booster, valid.x, config.scale_floor, n),
                 threads=threads,
                 spec=MeanInputs.for_features(features),
@@ -538,6 +672,8 @@ def search(
         n_folds=len(folds),
         stopped_by=stopped_by,
         seconds=time.perf_counter() - started,
+        valid_rows=pl.concat([f.valid for f in folds_frames], how="diagonal_relaxed"),
+        scale_rms_fit=float(np.mean(rms_fit)),
     )
 
 
@@ -553,6 +689,21 @@ class TrainResult:
     calibration_predictions: pl.DataFrame
     description: dict[str, Any]
     seconds: float
+    # The daily P&L the stacked baselines were computed from (evaluation reuses it).
+    history: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+    def conditional_coverage(self) -> pl.DataFrame:
+        """Coverage of the test days' 90% intervals overall, on non-zero outcomes, and by
+        weekday, regime and predicted-scale decile (``conformal.conditional_coverage``)."""
+        return coverage_table(self.split.test, self.test_predictions)
+
+
+def coverage_table(rows: pl.DataFrame, predictions: pl.DataFrame) -> pl.DataFrame:
+    """``conformal.conditional_coverage`` of ``predictions`` (``predictions_frame`` of
+    ``rows``, same order): the regime comes from the rows' features."""
+    regime = [c for c in (*REGIME_FLAGS, "regime_vol") if c in rows.columns]
+    frame = rows.select(DATE, *regime).hstack(predictions.select(TARGET, "p05", "p95"))
+    return conditional_coverage(frame, predictions["scale"].to_numpy())
 
 
 def resolve_headroom(
@@ -592,12 +743,20 @@ def train_profit_model(
     frame: pl.DataFrame,
     feature_columns: Sequence[str] | None = None,
     config: TrainConfig | None = None,
+    *,
+    history: pl.DataFrame,
+    calendar: TradingCalendar | None = None,
 ) -> TrainResult:
-    """Train, calibrate and test the three-output next-day P&L model on a window of rows.
+    """Train, calibrate and test the whole method (scale, stacked mean, Mondrian conformal
+    quantiles, breach) on a window of rows: the one entry point of the asset, the walk-forward
+    backtest and the seed sweep.
 
-    ``frame``: account_id, date, the feature columns, net_profit_next_session, breached_next_session,
-    label_status (optional target_end, feature_set_version). Rows with unusable labels are
-    dropped here, so the caller may pass the raw join of features and labels.
+    ``frame``: account_id, date, the feature columns, net_profit_next_session,
+    breached_next_session, label_status (optional target_end, feature_set_version). Rows with
+    unusable labels are dropped here, so the caller may pass the raw join of features and
+    labels. ``history``: the full raw daily P&L (account_id, date, net_profit) the stacked
+    baselines are computed from, point in time, on the span target of ``calendar`` (default
+    the configured trading calendar).
     """
     started = time.perf_counter()
     config = config or TrainConfig()
@@ -605,6 +764,8 @@ def train_profit_model(
     check_feature_columns(features)
     rows = restrict_window(usable_rows(frame, config.usable_statuses), config.window_days)
     rows = rows.sort([DATE, ID])  # a fixed row order keeps the fit deterministic
+    # Every segment carries the stacked baselines, as any caller's rows must to be predicted.
+    rows = attach_baselines(rows, history, calendar)
     split = split_by_date(rows, config.split)
     headroom = resolve_headroom(rows, config, features)
     headroom_idx = [features.index(c) for c in headroom]
@@ -623,7 +784,9 @@ def train_profit_model(
     spec = MeanInputs.for_features(features)
     train = _Part.of(split.train, features, categories)
     scale_booster, _ = _fit_scale(train, report.scale_rounds, seed, threads)
-    scale_train = _predict_scale(scale_booster, train.x, config.scale_floor, report.scale_rounds)
+    # Everything fitted on the train days learns from the cross-fitted scale, never from the
+    # scale booster's own in-sample output.
+    scale_train = cross_fit_scale(train, report.scale_rounds, config)
     mean_booster, _ = _train(
         _mean_params(best_mean.params, seed, threads),
         _mean_dmatrix(train, scale_train, best_mean.params["mean_weight_power"], spec, threads),
@@ -640,20 +803,45 @@ def train_profit_model(
         best_b.breach_rounds if 0 < train.breach.sum() < train.breach.size else 1,
     )
 
-    # Calibration days: mean shrinkage, conformal offsets on the raw quantiles, breach
-    # probability map.
+    # The stack's weights, from the chosen mean trial's out-of-fold predictions (train days).
+    oof_rows = report.valid_rows
+    oof_base = baseline_predictions(oof_rows, history)
+    weights = fit_stack(
+        oof_rows[TARGET].cast(pl.Float64).to_numpy(),
+        best_mean.oof_mean,
+        np.column_stack([oof_base[b].to_numpy() for b in STACK_BASELINES]),
+    )
+
+    # Calibration days, which no fit above saw: keep the stack or fall back to the best
+    # baseline; conformal offsets per cell; breach probability map.
     cal = _Part.of(split.calibration, features, categories)
     scale_cal = _predict_scale(scale_booster, cal.x, config.scale_floor, report.scale_rounds)
     cal_mx = mean_matrix(cal.x, scale_cal, spec)
-    shrinkage = fit_mean_shrinkage(
-        cal.y, scale_cal * mean_booster.inplace_predict(cal_mx).astype(np.float64)
+    cal_base = baseline_predictions(split.calibration, history)
+    stack = choose_mean(
+        weights,
+        cal.y,
+        scale_cal * mean_booster.inplace_predict(cal_mx).astype(np.float64),
+        {b: cal_base[b].to_numpy() for b in MEAN_BASELINES},
+        min_gain=config.stack_min_gain,
     )
     q_raw = quantile_booster.inplace_predict(cal_mx).astype(np.float64) * scale_cal[:, None]
-    offsets = fit_offsets(q_raw, cal.y, scale_cal)
+    conformal = fit_mondrian(
+        q_raw, cal.y, scale_cal, weekdays(split.calibration), regimes(split.calibration)
+    )
     raw_p = breach_booster.inplace_predict(breach_matrix(cal.x, scale_cal, headroom_idx))
     calibrator = fit_calibrator(
         np.asarray(raw_p, dtype=np.float64), cal.breach, method=config.calibration_method
     )
+    scale_diagnostics = {
+        "rms_y_over_s_train_in_sample": rms_in_scale_units(
+            train.y, _predict_scale(scale_booster, train.x, config.scale_floor, report.scale_rounds)
+        ),
+        "rms_y_over_s_train_cross_fitted": rms_in_scale_units(train.y, scale_train),
+        "rms_y_over_s_calibration": rms_in_scale_units(cal.y, scale_cal),
+        "rms_y_over_s_search_folds_fit": report.scale_rms_fit,
+        "blocks": config.scale_blocks,
+    }
 
     versions = (
         sorted(rows[FEATURE_SET_VERSION].unique().to_list())
@@ -669,10 +857,10 @@ def train_profit_model(
             "quantile": quantile_booster,
             "breach": breach_booster,
         },
-        offsets=offsets,
+        conformal=conformal,
         calibrator=calibrator,
         mean_weight_power=best_mean.params["mean_weight_power"],
-        mean_shrinkage=shrinkage,
+        stack=stack,
         headroom_columns=headroom,
         categories=categories,
         scale_floor=config.scale_floor,
@@ -684,6 +872,7 @@ def train_profit_model(
             "test_window": ranges["test"].as_dict(),
             # The last day whose label any fitted part saw: later feature days are out of sample.
             "fit_label_end": str(label_dates(split.calibration).max()),
+            "scale_diagnostics": scale_diagnostics,
             "params": {
                 "mean": best_mean.params,
                 "quantile": best_q.params,
@@ -708,6 +897,8 @@ def train_profit_model(
     description["features"] = features
     description["headroom_columns"] = headroom
     description["feature_set_versions"] = versions
+    description["stack"] = stack.as_dict()
+    description["scale_diagnostics"] = scale_diagnostics
     return TrainResult(
         bundle=bundle,
         split=split,
@@ -716,4 +907,5 @@ def train_profit_model(
         calibration_predictions=predictions_frame(split.calibration, bundle),
         description=description,
         seconds=time.perf_counter() - started,
+        history=history,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daily_profit.modeling.synthetic import SyntheticData, make_synthetic
+from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData, make_synthetic
 from daily_profit.modeling.tracking import TrackingTarget
 from daily_profit.modeling.train import SearchBudget, TrainConfig, TrainResult, train_profit_model
 from daily_profit_tests.modeling.sandbox_frame import SandboxFrame, sandbox_frame
@@ -30,7 +30,9 @@ def sandbox() -> SandboxFrame:
 
 @pytest.fixture(scope="session")
 def trained(sandbox: SandboxFrame) -> TrainResult:
-    return train_profit_model(sandbox.frame, sandbox.feature_columns, small_config())
+    return train_profit_model(
+        sandbox.frame, sandbox.feature_columns, small_config(), history=sandbox.history
+    )
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +43,13 @@ def synthetic() -> SyntheticData:
 
 @pytest.fixture(scope="session")
 def trained_synthetic(synthetic: SyntheticData) -> TrainResult:
-    return train_profit_model(synthetic.frame, synthetic.feature_columns, small_config())
+    return train_profit_model(
+        synthetic.frame,
+        synthetic.feature_columns,
+        small_config(),
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,85 +1,215 @@
-"""Promotion: the decision both ways, the first version against baselines, and applying it."""
+"""Promotion by paired day-block tests: a clearly better challenger wins, noise does not, the
+margin is respected, the first champion needs only non-inferiority to the best baseline."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
 import pytest
 
-from daily_profit.modeling.evaluate import EvaluationReport
-from daily_profit.modeling.promotion import PromotionDecision, decide_promotion
+from daily_profit.modeling.promotion import (
+    ComparedRows,
+    PairedTest,
+    PromotionCriteria,
+    PromotionDecision,
+    decide_promotion,
+    paired_block_test,
+)
+
+N_DAYS, N_ACCOUNTS = 60, 80
+CRITERIA = PromotionCriteria(draws=1000)
 
 
-def _report(
-    rmse: float,
-    interval_score: float,
-    brier: float,
-    coverage: float,
-    *,
-    baseline_rmse: float = 100.0,
-    baseline_interval: float = 500.0,
-    rule_brier: float = 0.010,
-) -> EvaluationReport:
-    return EvaluationReport(
-        metrics={
-            "model": {
-                "rmse": rmse,
-                "interval_score": interval_score,
-                "brier": brier,
-                "coverage": coverage,
-            },
-            "account_mean": {"rmse": baseline_rmse},
-            "zero": {"rmse": baseline_rmse + 5},
-            "trailing_percentiles": {"interval_score": baseline_interval},
-            "headroom_rule": {"brier": rule_brier},
-        },
-        n_rows=2000,
-        n_days=20,
-        window={"start": "2025-04-01", "end": "2025-04-20"},
-        best_mean_baseline="account_mean",
+def _world(seed: int = 0) -> tuple[pl.DataFrame, np.ndarray]:
+    """Rows of 60 days x 80 accounts: a learnable mean, a market shock per day, heavy tails."""
+    rng = np.random.default_rng(seed)
+    days = np.repeat(
+        [dt.date(2025, 3, 1) + dt.timedelta(days=i) for i in range(N_DAYS)], N_ACCOUNTS
+    )
+    signal = rng.normal(0.0, 60.0, days.size)
+    day_shock = np.repeat(rng.normal(0.0, 40.0, N_DAYS), N_ACCOUNTS)
+    y = signal + day_shock + 100.0 * rng.standard_t(4, days.size)
+    rows = pl.DataFrame(
+        {
+            "account_id": np.tile(np.arange(N_ACCOUNTS), N_DAYS).astype(str),
+            "date": pl.Series(days.tolist(), dtype=pl.Date),
+        }
+    ).with_columns(
+        pl.Series("net_profit_next_session", y),
+        pl.Series("breached_next_session", rng.random(days.size) < 0.01),
+    )
+    return rows, signal
+
+
+def _predictions(rows: pl.DataFrame, expected: np.ndarray, half_width: float) -> pl.DataFrame:
+    return rows.with_columns(
+        pl.Series("expected_net_profit", expected),
+        pl.Series("p05", expected - half_width),
+        pl.Series("p50", expected),
+        pl.Series("p95", expected + half_width),
+        pl.Series("breach_probability", np.full(rows.height, 0.01)),
     )
 
 
-CHAMPION = _report(95.0, 400.0, 0.009, 0.90)
+def _baselines(rows: pl.DataFrame, signal: np.ndarray, rng: np.random.Generator) -> pl.DataFrame:
+    noisy = signal + rng.normal(0.0, 30.0, signal.size)
+    return pl.DataFrame(
+        {
+            "zero": np.zeros(rows.height),
+            "yesterday": noisy + rng.normal(0.0, 150.0, signal.size),
+            "trailing_5_sessions": noisy + rng.normal(0.0, 60.0, signal.size),
+            "trailing_20_sessions": noisy,
+            "account_mean": 0.5 * noisy,
+            "baseline_p05": np.full(rows.height, -330.0),
+            "baseline_p95": np.full(rows.height, 330.0),
+        }
+    )
 
 
-def test_a_better_challenger_is_promoted() -> None:
-    decision = decide_promotion(_report(94.0, 390.0, 0.009, 0.905), CHAMPION)
-    assert decision.promote and decision.kind == "vs_champion"
-    assert all(r.startswith("PASS") for r in decision.reasons)
-    assert decision.numbers["champion_rmse"] == 95.0
+def _compare(
+    challenger: np.ndarray, champion: np.ndarray | None, seed: int = 0, width: float = 240.0
+) -> ComparedRows:
+    rows, signal = _world(seed)
+    rng = np.random.default_rng(seed + 100)
+    return ComparedRows(
+        challenger=_predictions(rows, challenger, width),
+        champion=_predictions(rows, champion, width) if champion is not None else None,
+        baselines=_baselines(rows, signal, rng),
+        breach_rule=np.full(rows.height, 0.01),
+    )
 
 
-@pytest.mark.parametrize(
-    ("challenger", "failing"),
-    [
-        (_report(96.0, 390.0, 0.009, 0.90), "RMSE"),
-        (_report(94.0, 410.0, 0.009, 0.90), "interval score"),
-        (_report(94.0, 390.0, 0.0095, 0.90), "breach Brier"),
-        (_report(94.0, 390.0, 0.009, 0.93), "coverage"),
-        (_report(94.0, 390.0, 0.009, 0.87), "coverage"),
-    ],
-)
-def test_a_worse_challenger_is_not(challenger: EvaluationReport, failing: str) -> None:
-    decision = decide_promotion(challenger, CHAMPION)
+def _signal(seed: int = 0) -> np.ndarray:
+    return _world(seed)[1]
+
+
+def _half_width_for_90(seed: int = 0) -> float:
+    """The half-width around the signal that covers 90% of these outcomes."""
+    rows, signal = _world(seed)
+    return float(np.quantile(np.abs(rows["net_profit_next_session"].to_numpy() - signal), 0.9))
+
+
+def test_a_clearly_better_challenger_is_promoted() -> None:
+    signal = _signal()
+    rng = np.random.default_rng(1)
+    champion = signal + rng.normal(0.0, 60.0, signal.size)  # a champion that knows half of it
+    compared = _compare(signal, champion, width=_half_width_for_90())
+    decision = decide_promotion(compared, CRITERIA)
+    assert decision.promote, decision.reasons
+    assert decision.kind == "vs_champion"
+    assert decision.tests[0].name == "mse_vs_champion" and decision.tests[0].p_value < 0.05
+    assert decision.n_days == N_DAYS
+
+
+def test_a_noise_level_challenger_is_not() -> None:
+    signal = _signal()
+    rng = np.random.default_rng(2)
+    champion = signal + rng.normal(0.0, 30.0, signal.size)
+    challenger = champion + rng.normal(0.0, 3.0, signal.size)  # the same model, reshuffled
+    decision = decide_promotion(
+        _compare(challenger, champion, width=_half_width_for_90()), CRITERIA
+    )
     assert not decision.promote
     failed = [r for r in decision.reasons if r.startswith("FAIL")]
-    assert len(failed) == 1 and failing in failed[0]
+    assert failed and "mse_vs_champion" in failed[0]
 
 
-def test_first_version_must_beat_the_baselines() -> None:
-    assert decide_promotion(_report(99.0, 450.0, 0.009, 0.90)).promote
-    for worse in (
-        _report(101.0, 450.0, 0.009, 0.90),  # RMSE above the best mean baseline
-        _report(99.0, 510.0, 0.009, 0.90),  # interval score above trailing percentiles
-        _report(99.0, 450.0, 0.011, 0.90),  # Brier above the headroom rule
-    ):
-        decision = decide_promotion(worse)
-        assert not decision.promote and decision.kind == "vs_baselines"
+def test_the_margin_is_respected() -> None:
+    """A real but small gain passes a small margin and fails a margin larger than the gain."""
+    signal = _signal()
+    rng = np.random.default_rng(3)
+    champion = signal + rng.normal(0.0, 40.0, signal.size)
+    challenger = signal + rng.normal(0.0, 25.0, signal.size)
+    compared = _compare(challenger, champion, width=_half_width_for_90())
+    gain = -paired_block_test(
+        "x",
+        compared.challenger["date"].to_numpy(),
+        (
+            compared.challenger["net_profit_next_session"]
+            - compared.challenger["expected_net_profit"]
+        )
+        .pow(2)
+        .to_numpy(),
+        (compared.champion["net_profit_next_session"] - compared.champion["expected_net_profit"])
+        .pow(2)
+        .to_numpy(),
+        kind="superiority",
+        margin=0.0,
+        criteria=CRITERIA,
+    ).estimate
+    assert 0.005 < gain < 0.05
+    small = decide_promotion(compared, replace(CRITERIA, mse_margin=0.001))
+    large = decide_promotion(compared, replace(CRITERIA, mse_margin=2 * gain))
+    assert small.promote, small.reasons
+    assert not large.promote
+    assert large.numbers["mse_vs_champion_margin"] == pytest.approx(2 * gain)
 
 
-def test_decision_tags_carry_reasons_and_numbers() -> None:
-    tags = decide_promotion(_report(94.0, 390.0, 0.009, 0.905), CHAMPION).as_tags()
+def test_a_challenger_worse_than_the_best_baseline_is_not_promoted() -> None:
+    """Better than a poor champion is not enough: it must match the best baseline too."""
+    signal = _signal()
+    rng = np.random.default_rng(4)
+    champion = signal + rng.normal(0.0, 400.0, signal.size)
+    challenger = signal + rng.normal(0.0, 200.0, signal.size)
+    decision = decide_promotion(
+        _compare(challenger, champion, width=_half_width_for_90()), CRITERIA
+    )
+    assert not decision.promote
+    assert any(r.startswith("FAIL mse_vs_") and "champion" not in r for r in decision.reasons)
+
+
+def test_the_first_champion_needs_non_inferiority_to_the_best_baseline() -> None:
+    compared = _compare(_signal(), None, width=_half_width_for_90())
+    best = compared.baselines["trailing_20_sessions"].to_numpy()
+    # A model with no edge that fell back to the best baseline is promoted: equal is enough.
+    fallback = replace(
+        compared,
+        challenger=compared.challenger.with_columns(pl.Series("expected_net_profit", best)),
+    )
+    decision = decide_promotion(fallback, CRITERIA)
+    assert decision.kind == "vs_baselines"
+    assert decision.tests[0].estimate == 0.0 and decision.tests[0].passed, decision.reasons
+    # One clearly worse than the best baseline is not.
+    worse = replace(
+        compared,
+        challenger=compared.challenger.with_columns(
+            pl.Series(
+                "expected_net_profit", best + np.random.default_rng(5).normal(0, 150, best.size)
+            )
+        ),
+    )
+    assert not decide_promotion(worse, CRITERIA).tests[0].passed
+
+
+def test_coverage_band_is_sized_by_the_days() -> None:
+    signal = _signal()
+    compared = _compare(signal, None, width=0.5 * _half_width_for_90())  # covers ~65%
+    decision = decide_promotion(compared, CRITERIA)
+    assert not decision.promote
+    assert decision.numbers["coverage_low"] <= 0.88 and decision.numbers["coverage_high"] >= 0.92
+    assert any(r.startswith("FAIL coverage") for r in decision.reasons)
+
+
+def test_decision_tags_carry_decision_p_values_margin_and_days() -> None:
+    signal = _signal()
+    champion = signal + np.random.default_rng(1).normal(0.0, 60.0, signal.size)
+    decision = decide_promotion(_compare(signal, champion, width=_half_width_for_90()), CRITERIA)
+    tags = decision.as_tags()
     assert tags["promotion.decision"] == "promoted"
-    assert "RMSE" in tags["promotion.reasons"]
-    assert float(tags["promotion.challenger_rmse"]) == 94.0
-    assert tags["promotion.window"] == "2025-04-01..2025-04-20"
+    assert tags["promotion.days"] == str(N_DAYS)
+    assert float(tags["promotion.mse_vs_champion_p_value"]) < 0.05
+    assert float(tags["promotion.mse_vs_champion_margin"]) == CRITERIA.mse_margin
+    assert "promotion.mse_vs_champion_high" in tags
     assert isinstance(PromotionDecision(False, "x", [], {}).as_tags(), dict)
+
+
+def test_identical_predictors_are_non_inferior_never_superior() -> None:
+    dates = np.repeat(np.arange(30), 10)
+    loss = np.random.default_rng(0).exponential(1.0, dates.size)
+    kw = {"margin": 0.0, "criteria": CRITERIA}
+    same_ni: PairedTest = paired_block_test("a", dates, loss, loss, kind="non_inferiority", **kw)
+    same_sup = paired_block_test("a", dates, loss, loss, kind="superiority", **kw)
+    assert same_ni.passed and not same_sup.passed

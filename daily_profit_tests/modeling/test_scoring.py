@@ -9,6 +9,7 @@ import xgboost as xgb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daily_profit.modeling.bundle import STACK_BASELINES, baseline_column
 from daily_profit.modeling.scoring import risk_score, score_accounts
 from daily_profit.modeling.train import TrainResult
 
@@ -46,20 +47,23 @@ def test_drivers_are_the_largest_contributions_and_add_up(
 ) -> None:
     rows, out = scored
     bundle = trained_synthetic.bundle
-    names = bundle.mean_input_names()
+    names = bundle.mean_input_names() + [baseline_column(b) for b in STACK_BASELINES]
     for c in ("driver_1_feature", "driver_2_feature", "driver_3_feature"):
         assert out[c].is_in(names).all()
     mags = np.abs(out.select(f"driver_{j}_contribution" for j in (1, 2, 3)).to_numpy())
     assert (mags[:, 0] >= mags[:, 1]).all() and (mags[:, 1] >= mags[:, 2]).all()
-    # Exact TreeSHAP rows: all contributions plus s(x) * bias add up to the expected profit.
+    # Exact TreeSHAP rows: all contributions plus w * s(x) * bias, plus the stacked baselines'
+    # terms, add up to the expected profit.
     x = bundle.matrix(rows)
     scale = bundle.predict_scale(x)
     mx = bundle.mean_model_matrix(x, scale)
     phi = bundle.boosters["mean"].predict(xgb.DMatrix(mx), pred_contribs=True)
-    total = bundle.mean_unit(scale) * phi.sum(axis=1, dtype=np.float64)
+    stacked = bundle.baseline_matrix(rows) * bundle.stack.baseline_weights()[None, :]
+    total = bundle.mean_unit(scale) * phi.sum(axis=1, dtype=np.float64) + stacked.sum(axis=1)
     np.testing.assert_allclose(total, out["expected_net_profit"].to_numpy(), rtol=1e-4, atol=1e-3)
     exact = (out["drivers_method"] == "tree_shap").to_numpy()
-    top = np.abs(phi[:, :-1]).argmax(axis=1)
+    usd = np.hstack([phi[:, :-1] * bundle.mean_unit(scale)[:, None], stacked])
+    top = np.abs(usd).argmax(axis=1)
     assert (np.asarray(names)[top[exact]] == out["driver_1_feature"].to_numpy()[exact]).all()
 
 

@@ -177,7 +177,13 @@ def test_promotion_through_mlflow(
         )
 
     quick = TrainConfig(seed=1, budget=SearchBudget(n_trials=1, n_folds=2))
-    second = train_profit_model(synthetic.frame, synthetic.feature_columns, quick)
+    second = train_profit_model(
+        synthetic.frame,
+        synthetic.feature_columns,
+        quick,
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
     report = evaluate_result(
         second, history=synthetic.history, truth=synthetic.truth, calendar=SYNTHETIC_CALENDAR
     )
@@ -187,19 +193,22 @@ def test_promotion_through_mlflow(
     )
     assert decision.kind == "vs_champion"
     # The pure decision on the same rows agrees with what was applied.
-    c, h = compare_on_rows(
+    compared = compare_on_rows(
         second.bundle,
         trained_synthetic.bundle,
         rows,
         synthetic.history,
         calendar=SYNTHETIC_CALENDAR,
     )
-    assert decide_promotion(c, h).promote == decision.promote
+    assert decide_promotion(compared).promote == decision.promote
+    assert decision.n_days == compared.challenger["date"].n_unique()
     champion = client.get_model_version_by_alias(mlflow_target.registered_model_name, CHAMPION)
     assert str(champion.version) == (new.version if decision.promote else logged.version)
     tags = client.get_run(new.run_id).data.tags
     assert tags["promotion.decision"] == ("promoted" if decision.promote else "kept")
-    assert "champion_rmse" in "".join(tags)
+    assert float(tags["promotion.mse_vs_champion_p_value"]) > 0
+    assert float(tags["promotion.mse_vs_champion_margin"]) >= 0
+    assert tags["promotion.days"] == str(decision.n_days)
 
 
 def test_a_given_sqlite_store_keeps_its_artifacts_beside_it_not_in_the_working_folder(

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pytest
 
+from daily_profit.modeling import train
+from daily_profit.modeling.bundle import STACK_BASELINES
 from daily_profit.modeling.dataset import DATE
 from daily_profit.modeling.evaluate import binomial_tolerance
-from daily_profit.modeling.synthetic import SyntheticData
-from daily_profit.modeling.train import TrainResult, train_profit_model
+from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData
+from daily_profit.modeling.train import (
+    TrainConfig,
+    TrainResult,
+    choose_mean,
+    fit_stack,
+    train_profit_model,
+)
 from daily_profit_tests.modeling.conftest import small_config
 
 
 def _coverage(result: TrainResult) -> tuple[float, int]:
-    tp = result.test_predictions
+    """Coverage of the test rows with a non-zero outcome: what the intervals are calibrated
+    for (a day without trading is inside almost any interval)."""
+    tp = result.test_predictions.filter(pl.col("net_profit_next_session") != 0)
     y = tp["net_profit_next_session"].to_numpy()
     inside = (y >= tp["p05"].to_numpy()) & (y <= tp["p95"].to_numpy())
     return float(inside.mean()), y.size
@@ -21,21 +33,29 @@ def _coverage(result: TrainResult) -> tuple[float, int]:
 def test_coverage_of_a_small_test_set_within_binomial_tolerance(
     trained_synthetic: TrainResult,
 ) -> None:
-    """~1,500 test rows: 3 binomial standard deviations plus conformal's finite-sample slack."""
+    """~1,000 moving test rows: 3 binomial standard deviations plus conformal's slack."""
     coverage, n = _coverage(trained_synthetic)
-    n_cal = trained_synthetic.bundle.offsets.n_calibration
-    tol = binomial_tolerance(n, z=3.0) + 2.0 / (n_cal + 1)
-    assert abs(coverage - 0.90) <= tol, (coverage, tol)
+    conformal = trained_synthetic.bundle.conformal
+    n_cal = conformal.overall.n_calibration
+    tol = binomial_tolerance(n, level=conformal.level, z=3.0) + 2.0 / (n_cal + 1)
+    assert abs(coverage - conformal.level) <= tol, (coverage, conformal.level, tol)
 
 
 def test_same_seed_same_predictions(
     synthetic: SyntheticData, trained_synthetic: TrainResult
 ) -> None:
-    again = train_profit_model(synthetic.frame, synthetic.feature_columns, small_config())
+    again = train_profit_model(
+        synthetic.frame,
+        synthetic.feature_columns,
+        small_config(),
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
     assert again.test_predictions.equals(trained_synthetic.test_predictions)
     assert again.bundle.offsets == trained_synthetic.bundle.offsets
     assert again.bundle.calibrator == trained_synthetic.bundle.calibrator
-    assert again.bundle.mean_shrinkage == trained_synthetic.bundle.mean_shrinkage
+    assert again.bundle.stack == trained_synthetic.bundle.stack
+    assert again.bundle.conformal == trained_synthetic.bundle.conformal
 
 
 def test_unusable_labels_are_not_trained_on(synthetic: SyntheticData) -> None:
@@ -45,5 +65,119 @@ def test_unusable_labels_are_not_trained_on(synthetic: SyntheticData) -> None:
         .otherwise(pl.col("net_profit_next_session"))
         .alias("net_profit_next_session")
     )
-    result = train_profit_model(frame, synthetic.feature_columns, small_config())
+    result = train_profit_model(
+        frame,
+        synthetic.feature_columns,
+        small_config(),
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
     assert result.split.test[DATE].max() < frame[DATE].max()
+
+
+# -- the stacked mean and its fallback ----------------------------------------------------------
+
+
+def _no_edge_world(
+    seed: int, n: int = 6_000
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Outcomes driven by the account's mean; a model term that is pure noise."""
+    rng = np.random.default_rng(seed)
+    account_mean = rng.normal(0.0, 50.0, n)
+    y = account_mean + 300.0 * rng.standard_t(4, n)
+    baselines = {
+        "zero": np.zeros(n),
+        "yesterday": account_mean + rng.normal(0.0, 300.0, n),
+        "trailing_5_sessions": account_mean + rng.normal(0.0, 140.0, n),
+        "trailing_20_sessions": account_mean + rng.normal(0.0, 70.0, n),
+        "account_mean": account_mean + rng.normal(0.0, 10.0, n),
+    }
+    return y, rng.normal(0.0, 200.0, n), baselines
+
+
+def _matrix(baselines: dict[str, np.ndarray]) -> np.ndarray:
+    return np.column_stack([baselines[b] for b in STACK_BASELINES])
+
+
+def test_a_model_with_no_edge_falls_back_to_exactly_the_best_baseline() -> None:
+    y_fit, model_fit, base_fit = _no_edge_world(0)
+    weights = fit_stack(y_fit, model_fit, _matrix(base_fit))
+    assert all(w >= 0 for w in weights.values())
+    y, model, base = _no_edge_world(1)
+    stack = choose_mean(weights, y, model, base, min_gain=0.001)
+    assert stack.fallback == "account_mean"
+    assert stack.evidence["best_baseline"] == "account_mean"
+    np.testing.assert_array_equal(stack.combine(model, _matrix(base)), base["account_mean"])
+
+
+def test_a_model_with_an_edge_keeps_the_stack_and_beats_the_best_baseline() -> None:
+    y_fit, _, base_fit = _no_edge_world(0)
+    y, _, base = _no_edge_world(1)
+    rng = np.random.default_rng(2)
+    # The model knows part of the noise the baselines cannot see.
+    shock_fit, shock = (
+        np.asarray(y_fit - base_fit["account_mean"]),
+        np.asarray(y - base["account_mean"]),
+    )
+    model_fit = 0.3 * shock_fit + rng.normal(0.0, 50.0, y_fit.size)
+    model = 0.3 * shock + rng.normal(0.0, 50.0, y.size)
+    stack = choose_mean(fit_stack(y_fit, model_fit, _matrix(base_fit)), y, model, base)
+    assert stack.fallback is None
+    mse_stack = np.mean((y - stack.combine(model, _matrix(base))) ** 2)
+    assert mse_stack < np.mean((y - base["account_mean"]) ** 2)
+
+
+def test_trained_mean_is_no_worse_than_the_best_baseline_on_calibration_days(
+    trained_synthetic: TrainResult,
+) -> None:
+    evidence = trained_synthetic.bundle.stack.evidence
+    cal = trained_synthetic.calibration_predictions
+    y = cal["net_profit_next_session"].to_numpy()
+    mse = float(np.mean((y - cal["expected_net_profit"].to_numpy()) ** 2))
+    assert mse <= evidence["best_baseline_mse"] * (1 + 1e-9)
+
+
+# -- the cross-fitted scale ---------------------------------------------------------------------
+
+
+def test_no_rows_scale_comes_from_a_model_trained_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each fit records the days it saw; each prediction checks its rows' days are not among
+    them (nor within the gap). The day is the first feature column here."""
+    days = np.repeat(np.arange(40), 5)
+    part = train._Part(
+        x=np.column_stack([days, np.zeros(days.size)]).astype(np.float32),
+        y=np.ones(days.size),
+        breach=np.zeros(days.size),
+        days=days,
+    )
+    fitted: list[set[int]] = []
+
+    def fake_fit(p: train._Part, *args: object, **kwargs: object) -> tuple[object, int]:
+        fitted.append(set(p.days.tolist()))
+        return len(fitted) - 1, 1
+
+    def fake_predict(booster: int, x: np.ndarray, floor: float, n: int) -> np.ndarray:
+        seen = fitted[booster]
+        predicted = set(x[:, 0].astype(int).tolist())
+        assert not predicted & seen
+        gap = {d + k for d in predicted for k in (-1, 1)}
+        assert not gap & seen, "a fitting day next to a predicted one"
+        return np.ones(x.shape[0])
+
+    monkeypatch.setattr(train, "_fit_scale", fake_fit)
+    monkeypatch.setattr(train, "_predict_scale", fake_predict)
+    config = TrainConfig(scale_blocks=4)
+    out = train.cross_fit_scale(part, 10, config)
+    assert out.shape == (days.size,) and len(fitted) == 4
+    # Every row predicted exactly once: the blocks partition the days.
+    blocks = train.scale_blocks(days, 4, 1)
+    assert (sum(held.astype(int) for held, _ in blocks) == 1).all()
+
+
+def test_cross_fitted_scale_is_honest_on_train_rows(trained_synthetic: TrainResult) -> None:
+    """In sample the scale is too small (rms of y / s well below 1); cross-fitted it is not."""
+    diag = trained_synthetic.bundle.metadata["scale_diagnostics"]
+    assert diag["rms_y_over_s_train_in_sample"] < diag["rms_y_over_s_train_cross_fitted"]
+    assert abs(diag["rms_y_over_s_train_cross_fitted"] - diag["rms_y_over_s_calibration"]) < abs(
+        diag["rms_y_over_s_train_in_sample"] - diag["rms_y_over_s_calibration"]
+    )

@@ -20,8 +20,9 @@ from daily_profit.defs.partitions import daily_partitions, days_in_window, parti
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.features.labels import LABEL_SCHEMA
 from daily_profit.modeling import outcomes as outcomes_core
+from daily_profit.modeling.bundle import attach_baselines
 from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result, truth_over_spans
-from daily_profit.modeling.promotion import promote_challenger
+from daily_profit.modeling.promotion import PromotionCriteria, PromotionDecision, promote_challenger
 from daily_profit.modeling.scoring import score_accounts
 from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version, log_training_run
 from daily_profit.modeling.train import SearchBudget, TrainConfig, train_profit_model
@@ -97,6 +98,39 @@ def _sandbox_truth(calendar: TradingCalendar) -> pl.DataFrame | None:
 REPORT_METRICS = ("rmse", "mse_skill", "r2", "interval_score", "coverage", "brier", "auc")
 
 
+def coverage_markdown(table: pl.DataFrame) -> str:
+    """The conditional coverage table (cells of >= 300 rows) as the desk reads it."""
+    lines = ["| slice | cell | rows | coverage |", "|---|---|---|---|"]
+    for row in table.iter_rows(named=True):
+        lines.append(
+            f"| {row['dimension']} | {row['cell']} | {row['rows']} | {row['coverage']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def promotion_metadata(decision: PromotionDecision, criteria: PromotionCriteria) -> dict:
+    """The decision, each paired test's estimate, interval, p-value and margin, and the days
+    it had, for the check's metadata."""
+    meta: dict[str, object] = {
+        "decision": "promoted" if decision.promote else "kept",
+        "kind": decision.kind,
+        "days_compared": decision.n_days,
+        "rows_compared": decision.n_rows,
+        "window": f"{decision.window.get('start', '')}..{decision.window.get('end', '')}",
+        "alpha": criteria.alpha,
+        "mse_margin": criteria.mse_margin,
+        "noninferiority_margin": criteria.noninferiority_margin,
+        "block_days": criteria.block_days,
+        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
+        "numbers": json_value({k: float(v) for k, v in decision.numbers.items()}),
+    }
+    for test in decision.tests:
+        meta[f"{test.name}_p_value"] = test.p_value
+        meta[f"{test.name}_interval"] = f"[{test.low:+.4f}, {test.high:+.4f}]"
+        meta[f"{test.name}_estimate"] = test.estimate
+    return meta
+
+
 def report_markdown(report: EvaluationReport) -> str:
     """Model, baselines and oracle side by side on the test days, as the desk reads them."""
     metrics = [m for m in REPORT_METRICS if any(m in v for v in report.metrics.values())]
@@ -121,10 +155,13 @@ def report_markdown(report: EvaluationReport) -> str:
             asset="profit_model",
             blocking=True,
             description="Compares the new version (challenger) with the champion on the "
-            "challenger's test days; moves the champion alias only when the challenger wins on "
-            "RMSE and interval score, with breach Brier no worse and coverage within 88-92%. The "
-            "first version becomes champion only if it beats the best baselines. Fails (and "
-            "blocks predictions in the run) when no version qualifies as champion.",
+            "challenger's test days by paired day-block bootstrap tests: moves the champion "
+            "alias only when the challenger's MSE beats the champion's by the margin "
+            "(DAILY_PROFIT_PROMOTION_MSE_MARGIN, significantly), it is non-inferior to the best "
+            "baseline and to the champion on interval score and breach Brier, and its coverage "
+            "lies in 90% +- the day-clustered error. The first version becomes champion on "
+            "non-inferiority to the best baselines. Fails (and blocks predictions in the run) "
+            "when no version qualifies as champion.",
         )
     ],
     kinds={"xgboost", "mlflow"},
@@ -136,30 +173,36 @@ def profit_model(
     warehouse: WarehouseResource,
     mlflow: MlflowResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """The P&L model of the next session: for each trading session D, XGBoost for the expected
-    net profit from the day after D up to and including the next session (Friday: Saturday to
-    Monday; a conditional mean, what adds up to the firm's exposure), conformal p05/p50/p95
-    quantiles calibrated so the 90% interval covers 90% of outcomes, and a calibrated breach
-    probability. Trained on a time-ordered train / calibration / test split with gaps, tuned by
-    time-series cross-validation, evaluated against naive baselines (computed from the full raw
-    daily history, point in time) on the same test days, on all rows and on rows with a
-    non-zero outcome, logged to MLflow and registered as the `challenger`; the check decides
-    whether it becomes `champion`."""
+    """The P&L model of the next session: for each trading session D, the expected net profit
+    from the day after D up to and including the next session (Friday: Saturday to Monday; a
+    conditional mean, what adds up to the firm's exposure), conformal p05/p50/p95 quantiles
+    calibrated so the 90% interval covers 90% of outcomes, and a calibrated breach probability.
+    Trained on a time-ordered train / calibration / test split with gaps, tuned by time-series
+    cross-validation. The expected profit is a stack of XGBoost and the naive baselines
+    (yesterday, trailing 5 and 20 sessions, account mean, all from the full raw daily history,
+    point in time), and is exactly the best baseline when the model did not beat it on held-out
+    days, so it is never knowingly worse than a baseline; the intervals are calibrated per
+    weekday, regime and scale band on accounts that traded. Evaluated against every baseline on
+    the same test days, on all rows and on rows with a non-zero outcome (coverage by weekday,
+    regime and scale decile in `conditional_coverage`), logged to MLflow and registered as the
+    `challenger`; the check decides by paired tests whether it becomes `champion`."""
     store = warehouse.get()
     calendar = trading_calendar()
     days = _loaded_days(store, "labels_next_session")
     if not days:
         raise dg.Failure("no labelled feature days in the warehouse: materialise features first")
     frame = training_frame(store, days[0], days[-1])
+    history = daily_pnl_history(store, days[-1])
     train_config = TrainConfig(
         seed=config.seed,
         window_days=config.window_days,
         budget=SearchBudget(n_trials=config.n_trials, max_seconds=config.max_search_seconds),
     )
-    result = train_profit_model(frame, config=train_config)
+    result = train_profit_model(frame, config=train_config, history=history)
     truth = _sandbox_truth(calendar)
-    history = daily_pnl_history(store, days[-1])
     report = evaluate_result(result, history, truth=truth, calendar=calendar)
+    coverage = result.conditional_coverage()
+    stack = result.bundle.stack
     target = mlflow.target()
     logged = log_training_run(
         target,
@@ -180,6 +223,14 @@ def profit_model(
             "test_rows": report.n_rows,
             "test_days": report.n_days,
             "test_metrics": dg.MetadataValue.md(report_markdown(report)),
+            "conditional_coverage": dg.MetadataValue.md(coverage_markdown(coverage)),
+            "coverage_non_zero": float(
+                coverage.filter(pl.col("dimension") == "non_zero")["coverage"][0]
+            ),
+            "mean_fallback": stack.fallback or "none (stack kept)",
+            "stack_weights": json_value(stack.weights),
+            "stack_evidence": json_value(stack.evidence),
+            "scale_diagnostics": json_value(result.bundle.metadata["scale_diagnostics"]),
             **{
                 f"test_model_{m}": report.get("model", m)
                 for m in (
@@ -197,17 +248,17 @@ def profit_model(
         }
     )
 
-    decision = promote_challenger(target, frame, history=history, truth=truth, calendar=calendar)
+    criteria = PromotionCriteria.from_settings()
+    decision = promote_challenger(
+        target, frame, history=history, criteria=criteria, calendar=calendar
+    )
     champion = load_version(target, alias=CHAMPION)
     yield dg.AssetCheckResult(
         check_name=CHAMPION_PROMOTION,
         passed=champion is not None,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
-            "decision": "promoted" if decision.promote else "kept",
-            "kind": decision.kind,
-            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
-            "numbers": json_value({k: float(v) for k, v in decision.numbers.items()}),
+            **promotion_metadata(decision, criteria),
             "challenger_version": logged.version,
             "champion_version": champion.version if champion else "none",
         },
@@ -238,8 +289,10 @@ def daily_predictions(
     store = warehouse.get()
     target = mlflow.target()
     calendar = trading_calendar()
-    features = calendar.only_sessions(
-        store.read_partitions("account_features_daily", days[0], days[-1])
+    # The stacked mean needs each account's baselines of D, from its whole daily history.
+    features = attach_baselines(
+        calendar.only_sessions(store.read_partitions("account_features_daily", days[0], days[-1])),
+        daily_pnl_history(store, days[-1]),
     )
     models = [
         (role, version)
