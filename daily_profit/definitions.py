@@ -13,6 +13,7 @@ from daily_profit.defs.features.assets import feature_assets, guard_checks  # no
 from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
 from daily_profit.defs.model.assets import model_assets, prediction_checks  # noqa: E402
+from daily_profit.defs.model.walk_forward import model_walk_forward, walk_forward_job  # noqa: E402
 from daily_profit.defs.monitoring.assets import monitoring_assets  # noqa: E402
 from daily_profit.defs.monitoring.retrain import retrain_schedules, retrain_sensors  # noqa: E402
 from daily_profit.defs.operations.alerts import (  # noqa: E402
@@ -30,7 +31,9 @@ from daily_profit.defs.resources import build_resources  # noqa: E402
 
 defs = dg.Definitions(
     assets=with_column_schemas(
-        with_automation([*raw_assets, *feature_assets, *model_assets, *monitoring_assets])
+        with_automation(
+            [*raw_assets, *feature_assets, *model_assets, model_walk_forward, *monitoring_assets]
+        )
     ),
     asset_checks=[
         *raw_checks,
@@ -39,7 +42,7 @@ defs = dg.Definitions(
         *prediction_checks,
         predictions_by_deadline,
     ],
-    jobs=jobs,
+    jobs=[*jobs, walk_forward_job],
     schedules=[*retrain_schedules],
     sensors=[automation_sensor(), alert_sensor(), deadline_sensor(), *retrain_sensors],
     resources=build_resources(),
