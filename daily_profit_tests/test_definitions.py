@@ -21,6 +21,7 @@ ASSETS = {
     "labels_next_day",
     "account_performance_summary",
     "profit_model",
+    "model_walk_forward",
     "daily_predictions",
     "prediction_outcomes",
     "model_performance",
@@ -49,8 +50,13 @@ def test_the_assets_and_their_automation():
     automated = {
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
     }
-    # Everything runs by itself but the model (a schedule and a sensor decide) and the desk view.
-    assert automated == ASSETS - {"profit_model", "account_performance_summary"}
+    # Everything runs by itself but the model (a schedule and a sensor decide), the desk view and
+    # the walk-forward backtest (on demand: it trains once per origin).
+    assert automated == ASSETS - {
+        "profit_model",
+        "account_performance_summary",
+        "model_walk_forward",
+    }
 
 
 def test_every_raw_daily_source_declares_its_blocking_checks():
@@ -76,6 +82,7 @@ def test_jobs_schedules_and_sensors_with_their_defaults():
         "train_profit_model",
         "predictions",
         "score_outcomes",
+        "walk_forward",
     }
     assert {s.name: s.default_status for s in defs.sensors} == SENSORS
     assert {s.name for s in defs.schedules} == {"weekly_retrain"}
