@@ -122,7 +122,8 @@ def run_seed(seed: int, settings: SweepSettings) -> dict[str, Any]:
 
 
 def _round(value: float) -> float | None:
-    return round(value, 4) if math.isfinite(value) else None
+    """Four significant digits (a Brier score of 0.0123 keeps its digits), None for NaN."""
+    return float(f"{value:.4g}") if math.isfinite(value) else None
 
 
 def report_seed(seed: int, f: dict[str, Any]) -> None:
@@ -183,6 +184,8 @@ def report_seed(seed: int, f: dict[str, Any]) -> None:
         params={
             "seed": seed,
             "baseline_name": "headroom_rule",
+            "model_brier": _round(f["breach_brier"]),
+            "headroom_rule_brier": _round(f["headroom_rule_brier"]),
             "base_rate_brier": _round(f["base_rate_brier"]),
             "breach_rate": _round(f["breach_rate"]),
         },
@@ -236,7 +239,12 @@ def summarise(results: dict[int, dict[str, Any]], seconds: float, n_seeds: int) 
         brier_model,
         "brier",
         baseline=brier_rule,
-        params={"baseline_name": "headroom_rule", "rows": int(rows)},
+        params={
+            "baseline_name": "headroom_rule",
+            "model_brier": _round(brier_model),
+            "headroom_rule_brier": _round(brier_rule),
+            "rows": int(rows),
+        },
     )
     report("seed_sweep_seconds", seconds, "s", params={"seeds": len(seeds)})
     # The floors speak of the full sweep of 12 firms; a smaller one is a check, not a verdict.

@@ -10,7 +10,8 @@ import pytest
 
 from daily_profit.config import Settings
 from daily_profit.sandbox.__main__ import _parser
-from daily_profit.sandbox.launcher import configured_simulation_config
+from daily_profit.sandbox.launcher import configured_simulation_config, ensure_sandbox
+from daily_profit.sandbox.server import SandboxServer
 from daily_profit.sandbox.simulation import SKILLED_EDGE, SandboxData, SimulationConfig, simulate
 
 # Digests of every frame of the firm before the firm parameters existed (polars' row hash, so
@@ -106,3 +107,20 @@ def test_firm_parameters_are_validated_and_passed_to_the_detached_sandbox() -> N
         0.1,
         (0.5, 1.0, 2.5),
     )
+
+
+def test_a_running_sandbox_of_another_firm_is_refused(tmp_path) -> None:
+    config = SimulationConfig(seed=1, n_accounts=6, n_days=3, martingale_share=0.1)
+    with SandboxServer(simulate(config), rate_limit=None) as server:
+        port = int(server.base_url.rstrip("/").rsplit(":", 1)[1])
+        base = Settings(
+            data_dir=tmp_path / "data",
+            sandbox_port=port,
+            sandbox_seed=1,
+            sandbox_accounts=6,
+            sandbox_days=3,
+        )
+        with pytest.raises(RuntimeError, match=r"martingale_share is 0\.1, configured 0\.3"):
+            ensure_sandbox(base)
+        same = base.model_copy(update={"sandbox_martingale_share": 0.1})
+        assert ensure_sandbox(same) == server.base_url
