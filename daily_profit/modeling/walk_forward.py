@@ -340,7 +340,7 @@ def run_walk_forward(
 @dataclass(frozen=True)
 class ConditionalCoverage:
     """Coverage of the 90% interval overall and per cell; cells under ``min_rows`` rows are
-    pooled into one cell of their grouping."""
+    pooled into one cell of their grouping (but ``outcome:nonzero``, the headline cell)."""
 
     overall: float
     cells: dict[str, float]
@@ -392,7 +392,10 @@ def conditional_coverage(oos: pl.DataFrame, min_rows: int = MIN_CELL_ROWS) -> Co
             pl.col("_in").mean().alias("cov"), pl.len().alias("n")
         )
         if name == "outcome":
-            table = table.filter(pl.col("_cell") == "nonzero")
+            # One cell, the headline: reported whatever its size.
+            for cov, n in table.filter(pl.col("_cell") == "nonzero").select("cov", "n").iter_rows():
+                cells["outcome:nonzero"], rows["outcome:nonzero"] = float(cov), int(n)
+            continue
         big = table.filter(pl.col("n") >= min_rows)
         small = table.filter(pl.col("n") < min_rows)
         for cell, cov, n in big.iter_rows():

@@ -15,8 +15,8 @@ from daily_profit.warehouse.io import Warehouse
 from daily_profit.warehouse.migrate import upgrade
 from daily_profit_tests.defs.landing import land_raw_layer
 
-N_DAYS = 50
-FIRST, LAST = dt.date(2025, 1, 2), dt.date(2025, 2, 15)
+N_DAYS = 45
+FIRST, LAST = dt.date(2025, 1, 2), dt.date(2025, 2, 14)
 RANGE_TAGS = {
     "dagster/asset_partition_range_start": FIRST.isoformat(),
     "dagster/asset_partition_range_end": LAST.isoformat(),
@@ -25,12 +25,12 @@ RANGE_TAGS = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A SQLite warehouse with 50 sandbox days landed and their features and labels built."""
+    """A SQLite warehouse with 45 sandbox days of 60 accounts landed and their features and labels built."""
     tmp = tmp_path_factory.mktemp("walk_forward")
     url = f"sqlite:///{tmp / 'warehouse.sqlite'}"
     upgrade(url)
     warehouse = Warehouse(url)
-    data = simulate(SimulationConfig(n_accounts=120, n_days=N_DAYS, seed=7))
+    data = simulate(SimulationConfig(n_accounts=60, n_days=N_DAYS, seed=7))
     land_raw_layer(warehouse, data, tmp)
     built = dg.materialize(
         feature_assets[:3],
@@ -67,7 +67,7 @@ def test_walk_forward_materialises_with_plots_in_the_ui_and_mlflow(store, tmp_pa
     assert meta["plot"].value.startswith("![walk-forward](data:image/png;base64,")
     table = meta["per_origin"].value
     assert table.count("\n") == origins + 1  # header, rule, one row per origin
-    assert "best_baseline_rmse" in table and "oracle_rmse" not in meta
+    assert "best_baseline_rmse" in table and "oracle_rmse" in table
     for name in ("pooled_model_rmse", "pooled_best_baseline_rmse", "pooled_coverage_overall"):
         assert isinstance(meta[name].value, float)
     assert "outcome:nonzero" in meta["conditional_coverage"].value
