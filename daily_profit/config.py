@@ -302,10 +302,45 @@ class Settings(BaseSettings):
         description="Length in days of the blocks the promotion's bootstrap resamples: "
         "consecutive days share the market, so they are drawn together.",
     )
+    walk_forward_step_days: int = Field(
+        default=14,
+        ge=1,
+        description="The walk-forward backtest retrains every this many calendar days, and "
+        "each model predicts the feature days until the next retraining.",
+    )
+    walk_forward_min_train_days: int = Field(
+        default=56,
+        ge=7,
+        description="Calendar days of history before the walk-forward's first origin.",
+    )
     sandbox_seed: int = 7
     sandbox_port: int = 8765
     sandbox_accounts: int = 300
     sandbox_days: int = 120
+    sandbox_skilled_share: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Share of the simulated firm's traders who are skilled (edge of at least "
+        "0.25 daily standard deviations). Unset: the tuned population (27% in expectation).",
+    )
+    sandbox_martingale_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Share of simulated traders who size up after a losing day (martingale).",
+    )
+    sandbox_weekend_activity: float = Field(
+        default=0.35,
+        ge=0,
+        le=1,
+        description="How likely a crypto trader trades on a weekend day, relative to a weekday.",
+    )
+    sandbox_regime_vol: tuple[float, float, float] = Field(
+        default=(0.55, 1.0, 1.8),
+        description="P&L volatility multipliers of the COMPRESSED, BALANCED and DISPERSED "
+        'regimes (JSON in the environment: "[0.55, 1.0, 1.8]").',
+    )
     sandbox_clock_start_offset_days: int = Field(
         default=0,
         ge=0,

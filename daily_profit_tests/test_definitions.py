@@ -21,6 +21,7 @@ ASSETS = {
     "labels_next_session",
     "account_performance_summary",
     "profit_model",
+    "model_walk_forward",
     "daily_predictions",
     "prediction_outcomes",
     "model_performance",
@@ -50,8 +51,13 @@ def test_the_assets_and_their_automation():
     automated = {
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
     }
-    # Everything runs by itself but the model (a schedule and a sensor decide) and the desk view.
-    assert automated == ASSETS - {"profit_model", "account_performance_summary"}
+    # Everything runs by itself but the model (a schedule and a sensor decide), the desk view and
+    # the walk-forward backtest (on demand: it trains once per origin).
+    assert automated == ASSETS - {
+        "profit_model",
+        "account_performance_summary",
+        "model_walk_forward",
+    }
 
 
 def test_every_raw_daily_source_declares_its_blocking_checks():
@@ -78,6 +84,7 @@ def test_jobs_schedules_and_sensors_with_their_defaults():
         "predictions",
         "score_outcomes",
         "desk_report",
+        "walk_forward",
     }
     assert {s.name: s.default_status for s in defs.sensors} == SENSORS
     assert {s.name for s in defs.schedules} == {"weekly_retrain"}
@@ -92,6 +99,7 @@ def test_every_warehouse_backed_asset_shows_its_columns_and_what_they_mean():
         "model_performance",
         "account_performance_summary",
         "desk_report",
+        "model_walk_forward",
     }
     for key in ASSETS - without_table:
         schema = graph.get(dg.AssetKey(key)).metadata.get("dagster/column_schema")

@@ -142,3 +142,40 @@ def write_plots(
         fig.savefig(path)
         paths.append(path)
     return paths
+
+
+def walk_forward(table: pl.DataFrame, title: str) -> Figure:
+    """Per walk-forward origin: RMSE of the model, the held-out best baseline and the oracle;
+    coverage of the 90% interval; breach Brier of the model, the headroom rule and the base rate.
+
+    ``table`` is ``WalkForwardResult.per_origin_table()``.
+    """
+    origins = table["origin"].to_list()
+    fig = figure(14, 4.5)
+    rmse_ax, cov_ax, brier_ax = fig.subplots(1, 3)
+    lines = [
+        (rmse_ax, "model_rmse", MODEL, _MODEL_COLOUR, "-"),
+        (rmse_ax, "best_baseline_rmse", "best baseline (held out)", _BASE_COLOUR, "-"),
+        (rmse_ax, "oracle_rmse", ORACLE, "black", ":"),
+        (cov_ax, "coverage", MODEL, _MODEL_COLOUR, "-"),
+        (brier_ax, "breach_brier", MODEL, _MODEL_COLOUR, "-"),
+        (brier_ax, "rule_brier", BREACH_BASELINE, _BASE_COLOUR, "-"),
+        (brier_ax, "base_rate_brier", "base rate", "black", ":"),
+    ]
+    for ax, column, label, colour, style in lines:
+        values = table[column].to_numpy().astype(float)
+        if np.isfinite(values).any():
+            ax.plot(origins, values, marker="o", color=colour, linestyle=style, label=label)
+    cov_ax.axhspan(0.88, 0.92, color="green", alpha=0.1, label="88-92% band")
+    cov_ax.axhline(0.9, color="black", linestyle="--", linewidth=1)
+    for ax, name in (
+        (rmse_ax, "RMSE of the mean (USD)"),
+        (cov_ax, "Coverage of the 90% interval"),
+        (brier_ax, "Breach Brier score"),
+    ):
+        ax.set_title(name)
+        ax.set_xlabel("origin (retrained at its close)")
+        ax.tick_params(axis="x", rotation=45)
+        ax.legend(loc="best", fontsize="small")
+    fig.suptitle(title)
+    return fig

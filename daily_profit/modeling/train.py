@@ -298,15 +298,24 @@ def scale_blocks(
     of D shows in the features of the next session) nor the other way round.
     """
     unique = np.unique(days)
-    n_blocks = min(n_blocks, unique.size)
-    if n_blocks < 2:
+    if unique.size < 2:
         raise ValueError(f"a cross-fit needs at least 2 days, got {unique.size}")
-    out = []
-    for block in np.array_split(np.arange(unique.size), n_blocks):
-        held = np.isin(days, unique[block])
-        near = unique[max(0, block[0] - gap_days) : block[-1] + gap_days + 1]
-        out.append((held, ~np.isin(days, near)))
-    return out
+    # A short window (an early walk-forward origin, a search fold) may leave a block nothing to
+    # fit on beyond its gaps: then try more (smaller) blocks, then fewer (no middle block with
+    # gaps on both sides), never fewer gap days.
+    first = max(2, min(n_blocks, unique.size))
+    for n in [*range(first, unique.size + 1), *range(first - 1, 1, -1)]:
+        out = []
+        for block in np.array_split(np.arange(unique.size), n):
+            held = np.isin(days, unique[block])
+            near = unique[max(0, block[0] - gap_days) : block[-1] + gap_days + 1]
+            out.append((held, ~np.isin(days, near)))
+        if all(fit.any() for _, fit in out):
+            return out
+    raise ValueError(
+        f"a scale cross-fit needs more than {2 * gap_days + 1} feature days "
+        f"(the gap of {gap_days} days either side of a held-out day), got {unique.size}"
+    )
 
 
 def cross_fit_scale(part: _Part, rounds: int, config: TrainConfig) -> np.ndarray:
@@ -321,8 +330,6 @@ def cross_fit_scale(part: _Part, rounds: int, config: TrainConfig) -> np.ndarray
     out = np.empty(part.y.size)
     threads = config.threads()
     for held, fit in scale_blocks(part.days, config.scale_blocks, config.split.gap_days):
-        if not fit.any():
-            raise ValueError("a scale cross-fit block left no day to fit on")
         booster, _ = _fit_scale(part.subset(fit), rounds, config.seed, threads)
         out[held] = _predict_scale(booster, part.x[held], config.scale_floor, rounds)
     return out

@@ -43,6 +43,34 @@ def _parser() -> argparse.ArgumentParser:
         default=dt.date(2025, 1, 1),
         help="first day, YYYY-MM-DD",
     )
+    firm = SimulationConfig()
+    parser.add_argument(
+        "--skilled-share",
+        type=float,
+        default=firm.skilled_share,
+        help="share of skilled traders, 0..1 (default: the tuned population, "
+        f"{100 * firm.expected_skilled_share():.0f}%% in expectation)",
+    )
+    parser.add_argument(
+        "--martingale-share",
+        type=float,
+        default=firm.martingale_share,
+        help=f"share of traders who size up after a losing day (default {firm.martingale_share})",
+    )
+    parser.add_argument(
+        "--weekend-activity",
+        type=float,
+        default=firm.weekend_activity,
+        help="how likely crypto traders trade at weekends relative to weekdays "
+        f"(default {firm.weekend_activity})",
+    )
+    parser.add_argument(
+        "--regime-vol",
+        type=_three_floats,
+        default=firm.regime_vol,
+        help="volatility multipliers of the COMPRESSED,BALANCED,DISPERSED regimes "
+        f"(default {','.join(str(v) for v in firm.regime_vol)})",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
@@ -83,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _three_floats(text: str) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in text.split(","))
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"three comma-separated numbers expected, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.stop:
@@ -104,14 +139,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    data = simulate(
-        SimulationConfig(
+    try:
+        config = SimulationConfig(
             seed=args.seed,
             n_accounts=args.accounts,
             n_days=args.days,
             start_date=args.start_date,
+            skilled_share=args.skilled_share,
+            martingale_share=args.martingale_share,
+            weekend_activity=args.weekend_activity,
+            regime_vol=args.regime_vol,
         )
-    )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data = simulate(config)
     print(
         f"simulated {args.accounts} accounts x {args.days} days in "
         f"{time.perf_counter() - started:.1f}s: {data.trades_closed.height} closed trades",

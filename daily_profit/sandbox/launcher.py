@@ -21,8 +21,23 @@ import httpx
 
 from daily_profit.config import Settings
 from daily_profit.sandbox.clock import clock_path, configured_simulation, start_sandbox_clock
+from daily_profit.sandbox.simulation import SimulationConfig
 
 SANDBOX_HOST = "127.0.0.1"
+
+
+def configured_simulation_config(settings: Settings) -> SimulationConfig:
+    """The simulated firm the settings describe: size, seed and firm parameters."""
+    return SimulationConfig(
+        seed=settings.sandbox_seed,
+        n_accounts=settings.sandbox_accounts,
+        n_days=settings.sandbox_days,
+        start_date=settings.start_date,
+        skilled_share=settings.sandbox_skilled_share,
+        martingale_share=settings.sandbox_martingale_share,
+        weekend_activity=settings.sandbox_weekend_activity,
+        regime_vol=tuple(settings.sandbox_regime_vol),
+    )
 
 
 def sandbox_base_url(settings: Settings) -> str:
@@ -55,6 +70,12 @@ def ensure_sandbox(settings: Settings, *, timeout_s: float = 300.0) -> str:
     expected = configured_simulation(settings)
     config = info.get("config", {})
     mismatched = {k: (config.get(k), v) for k, v in expected.items() if config.get(k) != v}
+    firm = info.get("firm", {})
+    mismatched |= {
+        k: (firm.get(k), v)
+        for k, v in configured_simulation_config(settings).firm_parameters().items()
+        if firm.get(k) != v
+    }
     if mismatched:
         raise RuntimeError(
             f"a sandbox with another configuration already runs on {sandbox_base_url(settings)}: "
@@ -74,16 +95,9 @@ def _ensure_exports(settings: Settings) -> None:
     truth = settings.data_dir / "ground_truth.parquet"
     if plans.exists() and truth.exists():
         return
-    from daily_profit.sandbox.simulation import SimulationConfig, simulate
+    from daily_profit.sandbox.simulation import simulate
 
-    data = simulate(
-        SimulationConfig(
-            seed=settings.sandbox_seed,
-            n_accounts=settings.sandbox_accounts,
-            n_days=settings.sandbox_days,
-            start_date=settings.start_date,
-        )
-    )
+    data = simulate(configured_simulation_config(settings))
     data.write_plans_csv(plans)
     data.write_ground_truth(truth)
 
@@ -114,6 +128,7 @@ def _spawn(settings: Settings) -> None:
         str(settings.data_dir),
         "--clock-file",
         str(clock_path(settings)),
+        *configured_simulation_config(settings).firm_arguments(),
     ]
     # The key reaches the sandbox through the environment (DAILY_PROFIT_RISK_API_KEY), never argv.
     log = _log_path(settings).open("ab")

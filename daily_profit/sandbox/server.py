@@ -749,6 +749,7 @@ class SandboxApp:
                 "start_date": cfg.start_date.isoformat(),
                 "end_date": cfg.end_date.isoformat(),
             },
+            "firm": cfg.firm_parameters(),
             "clock_day": self._clock_info(),
             "endpoints": {path: table.n for path, table in self.tables.items()},
             "faults": self.faults.to_header(),

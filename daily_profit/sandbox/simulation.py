@@ -79,6 +79,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -244,6 +245,10 @@ GROUND_TRUTH_COLUMNS: tuple[str, ...] = (
 )
 
 
+# A skilled trader expects to make at least a quarter of a day's P&L standard deviation a day.
+SKILLED_EDGE = 0.25
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """Size, seed and generative knobs of the simulated firm (defaults are the tuned ones)."""
@@ -259,6 +264,12 @@ class SimulationConfig:
     # Edge: mean daily net P&L in units of the day's P&L standard deviation, per trader.
     edge_mean: float = 0.05
     edge_sd: float = 0.33
+    # Firm parameters (``benchmarks/seed_sweep.py`` varies them across simulated firms).
+    # Share of skilled traders: those whose edge is at least SKILLED_EDGE. None keeps the tuned
+    # edge_mean (an expected skilled share of 27%, ``expected_skilled_share()``); a number moves
+    # the mean of the edge distribution so that this share of traders is skilled in expectation.
+    # The other firm parameters are martingale_share, weekend_activity and regime_vol.
+    skilled_share: float | None = None
     # Risk habit: daily P&L standard deviation as % of startingBalance (log-normal).
     risk_pct_median: float = 0.9
     risk_pct_log_sd: float = 0.45
@@ -283,10 +294,55 @@ class SimulationConfig:
             raise ValueError("student_t_df must be > 2 (finite variance)")
         if self.trades_per_active_day < 1:
             raise ValueError("trades_per_active_day must be >= 1")
+        if self.skilled_share is not None and not 0.0 < self.skilled_share < 1.0:
+            raise ValueError(f"skilled_share must lie in (0, 1), got {self.skilled_share}")
+        for name in ("martingale_share", "weekend_activity"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if len(self.regime_vol) != 3 or min(self.regime_vol) <= 0:
+            raise ValueError(
+                "regime_vol must be three positive multipliers (COMPRESSED, BALANCED, "
+                f"DISPERSED), got {self.regime_vol}"
+            )
+
+    @property
+    def trader_edge_mean(self) -> float:
+        """Mean of the traders' edge distribution: the tuned one, or the one that makes
+        ``skilled_share`` of traders skilled."""
+        if self.skilled_share is None:
+            return self.edge_mean
+        return SKILLED_EDGE + self.edge_sd * NormalDist().inv_cdf(self.skilled_share)
+
+    def expected_skilled_share(self) -> float:
+        """Expected share of traders with an edge of at least SKILLED_EDGE."""
+        return 1.0 - NormalDist(self.trader_edge_mean, self.edge_sd).cdf(SKILLED_EDGE)
 
     @property
     def end_date(self) -> dt.date:
         return self.start_date + dt.timedelta(days=self.n_days - 1)
+
+    def firm_parameters(self) -> dict[str, Any]:
+        """The firm parameters as the sandbox's settings and ``/_sandbox/info`` name them."""
+        return {
+            "skilled_share": self.skilled_share,
+            "martingale_share": self.martingale_share,
+            "weekend_activity": self.weekend_activity,
+            "regime_vol": list(self.regime_vol),
+        }
+
+    def firm_arguments(self) -> list[str]:
+        """The firm parameters as ``python -m daily_profit.sandbox`` options."""
+        args = [
+            "--martingale-share",
+            repr(self.martingale_share),
+            "--weekend-activity",
+            repr(self.weekend_activity),
+            "--regime-vol",
+            ",".join(repr(v) for v in self.regime_vol),
+        ]
+        if self.skilled_share is not None:
+            args += ["--skilled-share", repr(self.skilled_share)]
+        return args
 
 
 @dataclass(frozen=True)
@@ -550,7 +606,7 @@ def _make_accounts(rng: np.random.Generator, config: SimulationConfig) -> _Accou
         [f"TR{v}" for v in rng.choice(900_000, n_traders, replace=False) + 100_000], dtype=object
     )
 
-    edge = rng.normal(config.edge_mean, config.edge_sd, n_traders)
+    edge = rng.normal(config.trader_edge_mean, config.edge_sd, n_traders)
     risk_pct = np.exp(
         rng.normal(math.log(config.risk_pct_median), config.risk_pct_log_sd, n_traders)
     )

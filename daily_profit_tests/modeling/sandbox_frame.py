@@ -33,7 +33,12 @@ class SandboxFrame:
 def sandbox_frame(seed: int = 7, n_accounts: int = 300, n_days: int = 120) -> SandboxFrame:
     """Features and labels of every live funded account and session of a simulated firm, the
     sandbox's truth over each session's span, and the raw daily P&L history (cached)."""
-    config = SimulationConfig(seed=seed, n_accounts=n_accounts, n_days=n_days)
+    return sandbox_frame_for(SimulationConfig(seed=seed, n_accounts=n_accounts, n_days=n_days))
+
+
+def sandbox_frame_for(config: SimulationConfig) -> SandboxFrame:
+    """The same for any simulated firm (size, seed and firm parameters), not cached."""
+    n_days = config.n_days
     data = simulate(config)
     raw = raw_frames_from_sandbox(data)
     start = config.start_date

@@ -181,3 +181,17 @@ def test_cross_fitted_scale_is_honest_on_train_rows(trained_synthetic: TrainResu
     assert abs(diag["rms_y_over_s_train_cross_fitted"] - diag["rms_y_over_s_calibration"]) < abs(
         diag["rms_y_over_s_train_in_sample"] - diag["rms_y_over_s_calibration"]
     )
+
+
+def test_a_short_window_changes_the_blocks_never_the_gaps() -> None:
+    """6 feature days with 2 gap days: 4 blocks leave a middle block nothing to fit on, 5 do
+    not; 5 days cannot be cross-fitted at all and say why."""
+    days = np.repeat(np.arange(6), 3)
+    blocks = train.scale_blocks(days, 4, 2)
+    assert len(blocks) == 5
+    for held, fit in blocks:
+        assert fit.any()
+        held_days, fit_days = np.unique(days[held]), np.unique(days[fit])
+        assert np.abs(held_days[:, None] - fit_days[None, :]).min() > 2
+    with pytest.raises(ValueError, match="more than 5 feature days"):
+        train.scale_blocks(np.arange(5), 4, 2)

@@ -1,0 +1,503 @@
+"""Walk-forward backtest: the training method replayed over the history with rolling origins.
+
+An origin is a day at whose close the model is retrained, as the weekly schedule would: it
+learns from every row whose label was realised by then (``dataset.label_dates`` <= origin),
+through the training method's own entry point (``train.train_profit_model``, with its own
+train / calibration / test split inside those rows), and then predicts every feature day from
+the origin up to the day before the next origin. Origins are ``step_days`` calendar days apart,
+the first ``min_train_days`` after the first feature day, so the prediction days of the origins
+partition the out-of-sample window [first origin, last feature day].
+
+Every out-of-sample row is scored beside every named baseline (point in time from the daily
+P&L history), the trailing-percentile interval, the headroom breach rule and the breach base
+rate of the origin's training rows, and the sandbox's oracle when its truth is known. The
+baseline the model has to beat is chosen per origin on the origin's training rows (held out
+from the days it is judged on), so picking it cannot flatter it.
+
+"Does it beat the baselines" is then answered on months of days, not on one test window:
+per origin (``OriginResult``) and pooled (``WalkForwardResult``). No Dagster here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from daily_profit.modeling.baselines import (
+    MEAN_BASELINES,
+    baseline_predictions,
+    fit_breach_rule,
+)
+from daily_profit.modeling.bundle import attach_baselines
+from daily_profit.modeling.dataset import BREACH, DATE, ID, TARGET, label_dates, usable_rows
+from daily_profit.modeling.evaluate import (
+    TRUTH_MEAN,
+    EvaluationReport,
+    brier,
+    coverage,
+    evaluate_predictions,
+    interval_score,
+    mse,
+)
+from daily_profit.modeling.train import TrainConfig, predictions_frame, train_profit_model
+from daily_profit.trading_calendar import TradingCalendar
+
+ORIGIN = "origin"
+SELECTED_BASELINE = "selected_baseline"  # the column of the held-out best baseline's prediction
+RULE_PROBABILITY = "rule_breach_probability"
+BASE_RATE = "base_rate_breach_probability"
+ORACLE_COLUMN = "oracle"
+REGIME_COLUMNS = {
+    "regime_vol_compressed": "compressed",
+    "regime_vol_balanced": "balanced",
+    "regime_vol_dispersed": "dispersed",
+}
+MIN_CELL_ROWS = 300
+NOMINAL = 0.90
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    """Retrain every ``step_days`` calendar days, the first time ``min_train_days`` after the
+    first feature day."""
+
+    step_days: int = 14
+    min_train_days: int = 56
+
+    def __post_init__(self) -> None:
+        if self.step_days < 1 or self.min_train_days < 1:
+            raise ValueError("step_days and min_train_days must be >= 1")
+
+    @classmethod
+    def from_settings(cls, settings: Any | None = None) -> WalkForwardConfig:
+        if settings is None:
+            from daily_profit.config import get_settings
+
+            settings = get_settings()
+        return cls(
+            step_days=settings.walk_forward_step_days,
+            min_train_days=settings.walk_forward_min_train_days,
+        )
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A retraining at the close of ``day``; its model predicts ``predict_start..predict_end``."""
+
+    index: int
+    day: dt.date
+    predict_start: dt.date
+    predict_end: dt.date
+
+
+def plan_origins(days: Sequence[dt.date], config: WalkForwardConfig) -> list[Origin]:
+    """Origins over the feature days ``days``: none when the history is too short."""
+    if not days:
+        return []
+    first, last = min(days), max(days)
+    origins: list[Origin] = []
+    day = first + dt.timedelta(days=config.min_train_days)
+    while day <= last:
+        end = min(day + dt.timedelta(days=config.step_days - 1), last)
+        origins.append(Origin(len(origins), day, day, end))
+        day += dt.timedelta(days=config.step_days)
+    return origins
+
+
+def training_rows(frame: pl.DataFrame, origin: Origin) -> pl.DataFrame:
+    """Rows whose label was realised by the origin's close: all a model trained then knows."""
+    return frame.filter(label_dates(frame) <= origin.day)
+
+
+def prediction_rows(frame: pl.DataFrame, origin: Origin) -> pl.DataFrame:
+    """The origin's out-of-sample rows with a usable label, in (date, account) order."""
+    rows = usable_rows(frame).filter(
+        pl.col(DATE).is_between(origin.predict_start, origin.predict_end)
+    )
+    return rows.sort([DATE, ID])
+
+
+# -- one origin --------------------------------------------------------------------------------
+
+
+@dataclass
+class OriginResult:
+    origin: Origin
+    report: EvaluationReport
+    selected_baseline: str  # best mean baseline on the origin's training rows
+    train_rows: int
+    train_days: int
+    fit_label_end: str
+    seconds: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat per-origin metrics (finite only), the keys MLflow logs with the origin as step."""
+        out = {k.removeprefix("oos_"): v for k, v in self.report.flat("oos").items()}
+        out.update(self.extra)
+        out["rows"] = float(self.report.n_rows)
+        out["train_rows"] = float(self.train_rows)
+        return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def _best_on(rows: pl.DataFrame, history: pl.DataFrame, calendar: TradingCalendar) -> str:
+    """The mean baseline with the lowest MSE on ``rows`` (the origin's training rows)."""
+    if rows.height == 0:
+        return "zero"
+    y = rows[TARGET].cast(pl.Float64).to_numpy()
+    base = baseline_predictions(rows, history, calendar)
+    return min(MEAN_BASELINES, key=lambda n: mse(y, base[n].to_numpy()))
+
+
+def _smoothed_rate(y: np.ndarray) -> float:
+    return (float(y.sum()) + 0.5) / (y.size + 1.0)
+
+
+def _oracle(rows: pl.DataFrame, truth: pl.DataFrame | None) -> np.ndarray:
+    if truth is None:
+        return np.full(rows.height, np.nan)
+    joined = rows.select(ID, DATE).join(
+        truth.select(ID, DATE, TRUTH_MEAN), on=[ID, DATE], how="left", maintain_order="left"
+    )
+    return joined[TRUTH_MEAN].cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+
+def run_origin(
+    frame: pl.DataFrame,
+    origin: Origin,
+    history: pl.DataFrame,
+    feature_columns: Sequence[str] | None,
+    train_config: TrainConfig,
+    truth: pl.DataFrame | None,
+    calendar: TradingCalendar,
+) -> tuple[OriginResult, pl.DataFrame] | None:
+    """Train at the origin, predict its days; None when it has no out-of-sample row."""
+    rows = prediction_rows(frame, origin)
+    if rows.height == 0:
+        return None
+    started = time.perf_counter()
+    train = training_rows(frame, origin)
+    result = train_profit_model(
+        train, feature_columns, train_config, history=history, calendar=calendar
+    )
+    predictions = predictions_frame(attach_baselines(rows, history, calendar), result.bundle)
+    base = baseline_predictions(rows, history, calendar)
+    fitted = usable_rows(train)
+    rule = fit_breach_rule(fitted, history, result.bundle.headroom_columns, calendar)
+    rule_p = rule.predict(rows, base)
+    report = evaluate_predictions(predictions, base, breach_rule_probability=rule_p, truth=truth)
+    selected = _best_on(fitted, history, calendar)
+    base_rate = _smoothed_rate(fitted[BREACH].cast(pl.Float64).to_numpy())
+    oos = pl.concat(
+        [
+            predictions,
+            base.drop(ID, DATE),
+            pl.DataFrame(
+                {
+                    ORIGIN: [origin.day] * rows.height,
+                    SELECTED_BASELINE: base[selected],
+                    RULE_PROBABILITY: rule_p,
+                    BASE_RATE: np.full(rows.height, base_rate),
+                    ORACLE_COLUMN: _oracle(rows, truth),
+                }
+            ),
+            rows.select([c for c in REGIME_COLUMNS if c in rows.columns]),
+        ],
+        how="horizontal",
+    )
+    y = oos[TARGET].to_numpy()
+    extra = {
+        "selected_baseline_rmse": math.sqrt(mse(y, oos[SELECTED_BASELINE].to_numpy())),
+        "base_rate_brier": brier(
+            oos[BREACH].cast(pl.Float64).to_numpy(), oos[BASE_RATE].to_numpy()
+        ),
+        **{f"model_{k}": v for k, v in conditional_coverage(oos).summary().items()},
+    }
+    meta = result.bundle.metadata
+    return (
+        OriginResult(
+            origin=origin,
+            report=report,
+            selected_baseline=selected,
+            train_rows=fitted.height,
+            train_days=fitted[DATE].n_unique(),
+            fit_label_end=str(meta.get("fit_label_end", "")),
+            seconds=time.perf_counter() - started,
+            extra=extra,
+        ),
+        oos,
+    )
+
+
+# -- the whole history -------------------------------------------------------------------------
+
+
+@dataclass
+class WalkForwardResult:
+    config: WalkForwardConfig
+    origins: list[OriginResult]
+    out_of_sample: pl.DataFrame  # every origin's rows, predictions and baselines
+    pooled: EvaluationReport
+    out_of_sample_days: int
+    out_of_sample_trading_days: int
+    seconds: float
+
+    def per_origin_table(self) -> pl.DataFrame:
+        """One row per origin: its days and the headline numbers of model and baselines."""
+        return pl.DataFrame(
+            [
+                {
+                    "origin": o.origin.day,
+                    "predicts": f"{o.origin.predict_start}..{o.origin.predict_end}",
+                    "rows": o.report.n_rows,
+                    "model_rmse": o.report.get("model", "rmse"),
+                    "best_baseline": o.selected_baseline,
+                    "best_baseline_rmse": o.extra["selected_baseline_rmse"],
+                    "oracle_rmse": o.report.get("oracle", "rmse"),
+                    "coverage": o.report.get("model", "coverage"),
+                    "interval_score": o.report.get("model", "interval_score"),
+                    "trailing_pct_interval_score": o.report.get(
+                        "trailing_percentiles", "interval_score"
+                    ),
+                    "breach_brier": o.report.get("model", "brier"),
+                    "rule_brier": o.report.get("headroom_rule", "brier"),
+                    "base_rate_brier": o.extra["base_rate_brier"],
+                }
+                for o in self.origins
+            ]
+        )
+
+
+def run_walk_forward(
+    frame: pl.DataFrame,
+    feature_columns: Sequence[str] | None = None,
+    train_config: TrainConfig | None = None,
+    config: WalkForwardConfig | None = None,
+    *,
+    history: pl.DataFrame,
+    truth: pl.DataFrame | None = None,
+    calendar: TradingCalendar | None = None,
+    progress: Callable[[OriginResult], None] | None = None,
+) -> WalkForwardResult:
+    """Backtest the training method over ``frame`` (features joined with labels).
+
+    ``history`` (account_id, date, net_profit): the daily P&L the baselines are computed from,
+    point in time: the full raw daily history, not the labels. ``truth``: the sandbox's oracle
+    over each session's span (account_id, date, expected_next_day_net_profit summed over the
+    span, ``evaluate.truth_over_spans``), when known. ``calendar``: the trading calendar of the
+    labels (default the configured one).
+    """
+    started = time.perf_counter()
+    config = config or WalkForwardConfig()
+    train_config = train_config or TrainConfig()
+    calendar = calendar or TradingCalendar.from_settings()
+    days = frame[DATE].unique().sort().to_list()
+    origins = plan_origins(days, config)
+    if not origins:
+        raise ValueError(
+            f"{len(days)} feature days ({days[0] if days else '-'}..{days[-1] if days else '-'})"
+            f" are too few for a walk-forward: the first origin needs {config.min_train_days}"
+            " days of history"
+        )
+    results: list[OriginResult] = []
+    frames: list[pl.DataFrame] = []
+    for origin in origins:
+        done = run_origin(frame, origin, history, feature_columns, train_config, truth, calendar)
+        if done is None:
+            continue
+        results.append(done[0])
+        frames.append(done[1])
+        if progress is not None:
+            progress(done[0])
+    if not frames:
+        raise ValueError("no out-of-sample row with a usable label after the first origin")
+    oos = pl.concat(frames, how="vertical_relaxed")
+    base_cols = [*MEAN_BASELINES, "baseline_p05", "baseline_p95", "typical_move"]
+    pooled = evaluate_predictions(
+        oos,
+        oos.select(ID, DATE, *base_cols),
+        breach_rule_probability=oos[RULE_PROBABILITY].to_numpy(),
+        truth=truth,
+    )
+    oos_days = oos[DATE].unique().to_list()
+    return WalkForwardResult(
+        config=config,
+        origins=results,
+        out_of_sample=oos,
+        pooled=pooled,
+        out_of_sample_days=len(oos_days),
+        out_of_sample_trading_days=sum(calendar.is_session(d) for d in oos_days),
+        seconds=time.perf_counter() - started,
+    )
+
+
+# -- what the desk and the sweep read off the out-of-sample rows --------------------------------
+
+
+@dataclass(frozen=True)
+class ConditionalCoverage:
+    """Coverage of the 90% interval overall and per cell; cells under ``min_rows`` rows are
+    pooled into one cell of their grouping (but ``outcome:nonzero``, the headline cell)."""
+
+    overall: float
+    cells: dict[str, float]
+    rows: dict[str, int]
+
+    def summary(self) -> dict[str, float]:
+        values = list(self.cells.values())
+        return {
+            "coverage_overall": self.overall,
+            "coverage_nonzero": self.cells.get("outcome:nonzero", math.nan),
+            "coverage_cell_min": min(values) if values else math.nan,
+            "coverage_cell_max": max(values) if values else math.nan,
+        }
+
+    def in_band(self, low: float = 0.85, high: float = 0.95) -> bool:
+        return all(low <= v <= high for v in self.cells.values())
+
+
+def _groupings(oos: pl.DataFrame) -> dict[str, pl.Expr]:
+    groups = {
+        "outcome": pl.when(pl.col(TARGET) != 0).then(pl.lit("nonzero")).otherwise(pl.lit("zero")),
+        "weekday": pl.col(DATE).dt.strftime("%a"),
+    }
+    if "scale" in oos.columns:
+        groups["scale_decile"] = ((pl.col("scale").rank("ordinal") - 1) * 10 // pl.len() + 1).cast(
+            pl.String
+        )
+    present = [c for c in REGIME_COLUMNS if c in oos.columns]
+    if present:
+        regime = pl.lit("unknown")
+        for column in present:
+            regime = (
+                pl.when(pl.col(column) == 1).then(pl.lit(REGIME_COLUMNS[column])).otherwise(regime)
+            )
+        groups["regime"] = regime
+    return groups
+
+
+def conditional_coverage(oos: pl.DataFrame, min_rows: int = MIN_CELL_ROWS) -> ConditionalCoverage:
+    """Coverage on rows with a non-zero outcome, by weekday of D, by predicted-scale decile and
+    by D's regime (where the features carry it). Only the ``outcome:nonzero`` cell of the
+    outcome grouping counts: zero outcomes are what padded coverage before."""
+    inside = (pl.col(TARGET) >= pl.col("p05")) & (pl.col(TARGET) <= pl.col("p95"))
+    frame = oos.with_columns(inside.alias("_in"))
+    cells: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    for name, expr in _groupings(frame).items():
+        table = frame.group_by(expr.alias("_cell")).agg(
+            pl.col("_in").mean().alias("cov"), pl.len().alias("n")
+        )
+        if name == "outcome":
+            # One cell, the headline: reported whatever its size.
+            for cov, n in table.filter(pl.col("_cell") == "nonzero").select("cov", "n").iter_rows():
+                cells["outcome:nonzero"], rows["outcome:nonzero"] = float(cov), int(n)
+            continue
+        big = table.filter(pl.col("n") >= min_rows)
+        small = table.filter(pl.col("n") < min_rows)
+        for cell, cov, n in big.iter_rows():
+            cells[f"{name}:{cell}"] = float(cov)
+            rows[f"{name}:{cell}"] = int(n)
+        n_small = int(small["n"].sum())
+        if n_small >= min_rows or (n_small and big.height == 0):
+            covered = float((small["cov"] * small["n"]).sum()) / n_small
+            cells[f"{name}:pooled_small_cells"] = covered
+            rows[f"{name}:pooled_small_cells"] = n_small
+    return ConditionalCoverage(
+        overall=float(frame["_in"].mean()) if frame.height else math.nan,  # type: ignore[arg-type]
+        cells=cells,
+        rows=rows,
+    )
+
+
+def block_bootstrap_rmse_ratio(
+    oos: pl.DataFrame,
+    column: str,
+    *,
+    block_days: int = 5,
+    n_boot: int = 2000,
+    level: float = 0.90,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """RMSE of the model over RMSE of ``column`` on the out-of-sample rows, with its interval
+    from a moving-block bootstrap over days (rows of a day, and neighbouring days, move
+    together: one regime hits every account at once)."""
+    per_day = (
+        oos.group_by(DATE)
+        .agg(
+            ((pl.col(TARGET) - pl.col("expected_net_profit")) ** 2).sum().alias("m"),
+            ((pl.col(TARGET) - pl.col(column)) ** 2).sum().alias("b"),
+            pl.len().alias("n"),
+        )
+        .sort(DATE)
+    )
+    m, b = per_day["m"].to_numpy(), per_day["b"].to_numpy()
+    ratio = math.sqrt(m.sum() / b.sum()) if b.sum() > 0 else math.nan
+    n_days = m.size
+    block = max(1, min(block_days, n_days))
+    starts = np.arange(n_days - block + 1)
+    rng = np.random.default_rng(seed)
+    n_blocks = math.ceil(n_days / block)
+    picks = rng.choice(starts, size=(n_boot, n_blocks))
+    idx = (picks[:, :, None] + np.arange(block)[None, None, :]).reshape(n_boot, -1)[:, :n_days]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boots = np.sqrt(m[idx].sum(axis=1) / b[idx].sum(axis=1))
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.nanquantile(boots, [tail, 1.0 - tail])
+    return ratio, float(lo), float(hi)
+
+
+def firm_figures(result: WalkForwardResult) -> dict[str, float]:
+    """What the seed sweep reports of one firm, from the walk-forward's out-of-sample rows."""
+    oos = result.out_of_sample
+    y = oos[TARGET].cast(pl.Float64).to_numpy()
+    model = oos["expected_net_profit"].to_numpy()
+    chosen = oos[SELECTED_BASELINE].to_numpy()
+    ratio, lo, hi = block_bootstrap_rmse_ratio(oos, SELECTED_BASELINE)
+    figures: dict[str, float] = {
+        "rows": float(oos.height),
+        "out_of_sample_days": float(result.out_of_sample_days),
+        "out_of_sample_trading_days": float(result.out_of_sample_trading_days),
+        "origins": float(len(result.origins)),
+        "model_rmse": math.sqrt(mse(y, model)),
+        "best_baseline_rmse": math.sqrt(mse(y, chosen)),
+        "rmse_ratio": ratio,
+        "rmse_ratio_lo": lo,
+        "rmse_ratio_hi": hi,
+    }
+    oracle = oos[ORACLE_COLUMN].to_numpy()
+    known = np.isfinite(oracle)
+    if known.any():
+        mse_best, mse_model = mse(y[known], chosen[known]), mse(y[known], model[known])
+        mse_oracle = mse(y[known], oracle[known])
+        figures |= {
+            "best_baseline_mse": mse_best,
+            "model_mse": mse_model,
+            "oracle_mse": mse_oracle,
+            "headroom_gain": mse_best - mse_model,
+            "headroom": mse_best - mse_oracle,
+            "headroom_share": (mse_best - mse_model) / (mse_best - mse_oracle)
+            if mse_best > mse_oracle
+            else math.nan,
+        }
+    cond = conditional_coverage(oos)
+    figures |= cond.summary()
+    figures["coverage_in_band"] = float(0.88 <= cond.overall <= 0.92)
+    figures["conditional_coverage_in_band"] = float(cond.in_band())
+    lo_b, hi_b = oos["baseline_p05"].to_numpy(), oos["baseline_p95"].to_numpy()
+    figures["interval_score"] = interval_score(y, oos["p05"].to_numpy(), oos["p95"].to_numpy())
+    figures["trailing_percentiles_interval_score"] = interval_score(y, lo_b, hi_b)
+    figures["trailing_percentiles_coverage"] = coverage(y, lo_b, hi_b)
+    yb = oos[BREACH].cast(pl.Float64).to_numpy()
+    figures["breach_brier"] = brier(yb, oos["breach_probability"].to_numpy())
+    figures["headroom_rule_brier"] = brier(yb, oos[RULE_PROBABILITY].to_numpy())
+    figures["base_rate_brier"] = brier(yb, oos[BASE_RATE].to_numpy())
+    figures["breach_rate"] = float(yb.mean())
+    return figures

@@ -1,0 +1,154 @@
+"""The walk-forward backtest: origins that never see the future, days that partition the window,
+and figures that compare the model with every baseline on the same out-of-sample rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from daily_profit.modeling import train as train_module
+from daily_profit.modeling.dataset import DATE, ID, TARGET, label_dates, usable_rows
+from daily_profit.modeling.synthetic import SyntheticData, make_synthetic
+from daily_profit.modeling.train import SearchBudget, TrainConfig
+from daily_profit.modeling.walk_forward import (
+    SELECTED_BASELINE,
+    WalkForwardConfig,
+    block_bootstrap_rmse_ratio,
+    conditional_coverage,
+    firm_figures,
+    plan_origins,
+    prediction_rows,
+    run_walk_forward,
+    training_rows,
+)
+
+QUICK = TrainConfig(seed=0, budget=SearchBudget(n_trials=1, n_folds=2))
+
+
+@pytest.fixture(scope="module")
+def small() -> SyntheticData:
+    return make_synthetic(n_accounts=60, n_days=45, seed=5, regimes=False)
+
+
+def test_prediction_days_partition_the_out_of_sample_window() -> None:
+    days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(100)]
+    origins = plan_origins(days, WalkForwardConfig(step_days=14, min_train_days=40))
+    assert [o.day for o in origins] == [days[40] + dt.timedelta(days=14 * k) for k in range(5)]
+    covered = [
+        o.predict_start + dt.timedelta(days=i)
+        for o in origins
+        for i in range((o.predict_end - o.predict_start).days + 1)
+    ]
+    # Every day from the first origin to the last day, each exactly once.
+    assert covered == days[40:]
+    assert origins[-1].predict_end == days[-1]
+    assert all(o.predict_start == o.day for o in origins)
+    assert plan_origins(days[:30], WalkForwardConfig(min_train_days=40)) == []
+
+
+def test_no_training_row_after_its_origin(small: SyntheticData) -> None:
+    frame = small.frame
+    days = frame[DATE].unique().sort().to_list()
+    for origin in plan_origins(days, WalkForwardConfig(step_days=7, min_train_days=20)):
+        train = training_rows(frame, origin)
+        assert train.height > 0
+        # Every label the model learns from was realised by the origin's close, so every
+        # feature day is before it, and nothing on or after it is left out by mistake.
+        assert (label_dates(train) <= origin.day).all()
+        assert train[DATE].max() < origin.day
+        left_out = frame.filter(~pl.col(DATE).is_in(train[DATE].unique().to_list()))
+        assert (label_dates(left_out) > origin.day).all()
+        rows = prediction_rows(frame, origin)
+        assert rows[DATE].min() >= origin.day and rows[DATE].max() <= origin.predict_end
+
+
+def test_walk_forward_trains_only_on_the_past_and_scores_every_out_of_sample_row(
+    small: SyntheticData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dt.date] = []
+    real = train_module.train_profit_model
+
+    def spy(frame: pl.DataFrame, *args: object, **kwargs: object) -> object:
+        seen.append(label_dates(frame).max())
+        return real(frame, *args, **kwargs)
+
+    monkeypatch.setattr("daily_profit.modeling.walk_forward.train_profit_model", spy)
+    config = WalkForwardConfig(step_days=10, min_train_days=25)
+    result = run_walk_forward(
+        small.frame,
+        small.feature_columns,
+        QUICK,
+        config,
+        history=small.history,
+        truth=small.truth,
+    )
+    origins = [o.origin for o in result.origins]
+    assert len(seen) == len(origins) and all(s <= o.day for s, o in zip(seen, origins, strict=True))
+    oos = result.out_of_sample
+    first = origins[0].day
+    expected = usable_rows(small.frame).filter(pl.col(DATE) >= first)
+    assert oos.height == expected.height
+    assert oos.select(ID, DATE).sort([DATE, ID]).equals(expected.select(ID, DATE).sort([DATE, ID]))
+    assert result.out_of_sample_days == expected[DATE].n_unique()
+    # Synthetic days run Monday to Sunday: five in seven are sessions.
+    assert 0 < result.out_of_sample_trading_days < result.out_of_sample_days
+    # The baseline to beat is chosen on each origin's training rows, never on the days it is
+    # judged on, and every origin reports model, baselines and oracle on the same rows.
+    for done in result.origins:
+        assert done.selected_baseline in oos.columns
+        metrics = done.metrics()
+        for name in ("model_rmse", "zero_rmse", "account_mean_rmse", "oracle_rmse"):
+            assert np.isfinite(metrics[name])
+        assert 0.0 <= metrics["model_coverage"] <= 1.0
+    table = result.per_origin_table()
+    assert table.height == len(origins) and table["rows"].sum() == oos.height
+    figures = firm_figures(result)
+    assert figures["rows"] == oos.height
+    assert figures["rmse_ratio_lo"] <= figures["rmse_ratio"] <= figures["rmse_ratio_hi"]
+    assert np.isfinite(figures["headroom_share"])
+
+
+def test_conditional_coverage_pools_small_cells_and_reads_nonzero_outcomes() -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = np.where(rng.random(n) < 0.3, 0.0, rng.normal(0, 1, n))
+    frame = pl.DataFrame(
+        {
+            DATE: [dt.date(2025, 1, 6) + dt.timedelta(days=int(i)) for i in rng.integers(0, 5, n)],
+            TARGET: y,
+            "p05": np.full(n, -1.645),
+            "p95": np.full(n, 1.645),
+            "scale": rng.random(n),
+        }
+    )
+    cov = conditional_coverage(frame, min_rows=300)
+    nonzero = np.abs(y[y != 0]) <= 1.645
+    assert cov.cells["outcome:nonzero"] == pytest.approx(nonzero.mean())
+    assert "outcome:zero" not in cov.cells
+    # Deciles of 200 rows are too small to judge alone: pooled into one cell.
+    assert [k for k in cov.cells if k.startswith("scale_decile:")] == [
+        "scale_decile:pooled_small_cells"
+    ]
+    assert cov.rows["scale_decile:pooled_small_cells"] == n
+    assert len([k for k in cov.cells if k.startswith("weekday:")]) == 5
+    assert all(n_rows >= 300 for n_rows in cov.rows.values())
+    assert cov.overall == pytest.approx(float(np.mean(np.abs(y) <= 1.645)))
+
+
+def test_block_bootstrap_interval_contains_the_ratio_and_separates_a_clear_winner() -> None:
+    rng = np.random.default_rng(1)
+    days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(60)]
+    y = rng.normal(0, 1, 60 * 50)
+    frame = pl.DataFrame(
+        {
+            DATE: [d for d in days for _ in range(50)],
+            TARGET: y,
+            "expected_net_profit": y * 0.5,  # much better than the baseline
+            SELECTED_BASELINE: np.zeros_like(y),
+        }
+    )
+    ratio, lo, hi = block_bootstrap_rmse_ratio(frame, SELECTED_BASELINE)
+    assert lo <= ratio <= hi < 1.0
