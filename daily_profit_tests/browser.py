@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from daily_profit.config import PROJECT_ROOT
 
@@ -87,6 +87,8 @@ def chromium_browser(executable: str) -> Iterator[Browser]:
 def page_for_test(browser: Browser, test_id: str, failed: Callable[[], bool]) -> Iterator[Page]:
     """A fresh page (its own context); a screenshot of it lands in ``SCREENSHOT_DIR`` when
     ``failed()`` says the test failed."""
+    # Assertions wait as long as actions do (Playwright's own default is 5 s).
+    expect.set_options(timeout=TIMEOUT_MS)
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
