@@ -95,9 +95,9 @@ def page_for_test(browser: Browser, test_id: str, failed: Callable[[], bool]) ->
     page = context.new_page()
     try:
         yield page
-    finally:
         if failed():
             SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id).strip("_")
             page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
+    finally:
         context.close()
