@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # A raw asset with no upstream asset: its day lands on its own, every check of it can pass.
 RAW_ASSET = "raw_regimes_daily"
 DAY = "2025-01-03"
-RUN_TIMEOUT_S = 600
+# The run starts a process per step (the asset and each check it was launched with): minutes
+# on a loaded 2-core machine.
+RUN_TIMEOUT_S = 900
 # A few of the day's checks, by name: the audit's blocking ones and the row-count warning.
 EXPECTED_CHECKS = ("schema_valid", "natural_key_unique", "day_published", "row_count_in_line")
 # The Checks tab's list entries (a CSS module class: the list has no table semantics).
