@@ -48,7 +48,9 @@ def open_asset_metadata(page: Page, base_url: str, asset_key: str, label: str) -
     """Opens the asset's page and returns the row of its latest materialisation's metadata
     whose key is ``label``, once visible (the caller asserts on its value)."""
     page.goto(f"{base_url}/assets/{asset_key}")
-    metadata = page.get_by_role("table").filter(has=page.get_by_role("cell", name="Key"))
+    metadata = page.get_by_role("table").filter(
+        has=page.get_by_role("cell", name="Key", exact=True)
+    )
     row = metadata.get_by_role("row").filter(has=page.get_by_role("cell", name=label, exact=True))
     expect(row).to_be_visible()
     return row
