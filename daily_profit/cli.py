@@ -585,7 +585,14 @@ def run_mlflow_ui(port: int) -> int:
             "127.0.0.1",
             "--port",
             str(port),
-        ]
+            # One local user needs one worker; MLflow's default four are restarted in a loop by
+            # uvicorn's supervisor when a loaded 2-core machine delays their 5 s health pings.
+            "--workers",
+            "1",
+        ],
+        # MLflow's job runner (seven huey processes, for GenAI judges and scorers) serves
+        # nothing the platform logs; it stays off unless asked for.
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ},
     )
 
 

@@ -77,6 +77,53 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Keeps each phase's report on the test item: the browser page fixture takes a screenshot
+    when the test's call failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def chromium_executable(tmp_path_factory) -> str:
+    """Debian's chromium, installed through apt when missing; skips (or fails in CI) when it
+    cannot be had."""
+    from daily_profit_tests.browser import ChromiumUnavailable, ensure_chromium
+
+    try:
+        # The parent of the base temp folder is shared by the xdist workers of one session.
+        return ensure_chromium(tmp_path_factory.getbasetemp().parent)
+    except ChromiumUnavailable as exc:
+        if _in_ci():
+            pytest.fail(f"CI=true requires chromium for the browser tests; {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable: str):
+    from daily_profit_tests.browser import chromium_browser
+
+    with chromium_browser(chromium_executable) as started:
+        yield started
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest):
+    """A fresh headless page; a full-page screenshot under test-output/browser/ when the test
+    fails. Request it after the servers it visits, so that it is closed (and its screenshot
+    taken) while they still answer."""
+    from daily_profit_tests.browser import page_for_test
+
+    def failed() -> bool:
+        report = getattr(request.node, "report_call", None)
+        return report is not None and report.failed
+
+    with page_for_test(browser, request.node.nodeid, failed) as opened:
+        yield opened
+
+
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[sa.Engine]:
     """An AUTOCOMMIT engine on the server's maintenance database; skips (or fails in CI) without one."""

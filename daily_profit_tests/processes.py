@@ -71,6 +71,34 @@ def sandboxes_writing_under(folder: Path) -> list[int]:
     return found
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live processes (zombies excluded) of the process group ``pgid``."""
+    found = []
+    for pid in _pids():
+        try:
+            fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(pid)
+    return found
+
+
+def stop_group(pgid: int, timeout_s: float = 30.0) -> None:
+    """SIGTERM to a process group started with ``start_new_session=True`` (a server and the
+    workers it forked), SIGKILL to what is still there after ``timeout_s``."""
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not group_members(pgid):
+                return
+            time.sleep(0.2)
+
+
 def describe(pid: int) -> str:
     return f"pid {pid}: {' '.join(_argv(pid))[:200]}"
 

@@ -14,10 +14,13 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
+from dagster_graphql import DagsterGraphQLClient
 
 from daily_profit.config import PROJECT_ROOT
 from daily_profit.sandbox.launcher import stop_sandbox
 from daily_profit_tests import processes
+
+START_TIMEOUT_S = 600
 
 
 def free_port() -> int:
@@ -37,9 +40,17 @@ def dagster_dev(folder: Path, **settings: str) -> Iterator[tuple[int, dict[str, 
         "DAILY_PROFIT_SANDBOX_PORT": str(free_port()),
         "DAILY_PROFIT_SANDBOX_ACCOUNTS": "30",
         "DAILY_PROFIT_SANDBOX_DAYS": "10",
+        # A loaded 2-core machine (CI, or helpers sharing one) answers the daemon's and the
+        # webserver's calls to the code server in minutes, not Dagster's default 60 s: a launch
+        # would fail as "user code unreachable" before its run started.
+        "DAGSTER_GRPC_TIMEOUT_SECONDS": "600",
         **{f"DAILY_PROFIT_{k.upper()}": v for k, v in settings.items()},
     }
     (folder / "dagster_home").mkdir()
+    # Loading the definitions takes minutes there too (Dagster gives the code server 180 s).
+    (folder / "dagster_home" / "dagster.yaml").write_text(
+        "code_servers:\n  local_startup_timeout: 900\ntelemetry:\n  enabled: false\n"
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-p", str(port), "-h", "127.0.0.1"],
         cwd=PROJECT_ROOT,
@@ -49,7 +60,8 @@ def dagster_dev(folder: Path, **settings: str) -> Iterator[tuple[int, dict[str, 
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
+        # The webserver answers once the code location is loaded: minutes on a loaded machine.
+        deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
@@ -58,7 +70,7 @@ def dagster_dev(folder: Path, **settings: str) -> Iterator[tuple[int, dict[str, 
                 pass
             time.sleep(1)
         else:
-            pytest.fail("dagster dev did not start within 120 s")
+            pytest.fail(f"dagster dev did not start within {START_TIMEOUT_S} s")
         yield port, env
     finally:
         os.killpg(process.pid, signal.SIGINT)
@@ -83,3 +95,22 @@ def failure_messages(home: str, run_id: str) -> list[str]:
             and r.dagster_event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")
             and getattr(r.dagster_event.event_specific_data, "error", None) is not None
         ]
+
+
+def wait_for_run(port: int, env: dict[str, str], run_id: str, timeout_s: float = 420) -> None:
+    """Fails the test unless the run succeeds within ``timeout_s``, saying why it did not.
+
+    A loaded 2-core machine needs most of the default: one process per step, 4 s of imports
+    each."""
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    started = time.monotonic()
+    status = None
+    while time.monotonic() < started + timeout_s:
+        status = client.get_run_status(run_id).value
+        if status in {"SUCCESS", "FAILURE", "CANCELED"}:
+            break
+        time.sleep(2)
+    assert status == "SUCCESS", (
+        f"run {run_id}: {status} after {time.monotonic() - started:.0f} s",
+        failure_messages(env["DAGSTER_HOME"], run_id),
+    )

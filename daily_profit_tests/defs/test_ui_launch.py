@@ -2,14 +2,13 @@
 API, the run lands the raw layer of that day in the warehouse with its checks."""
 
 import datetime as dt
-import time
 
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
 from daily_profit.warehouse.io import Warehouse
 from daily_profit_tests.defs.dagster_dev import dagster_dev as running_dagster_dev
-from daily_profit_tests.defs.dagster_dev import failure_messages
+from daily_profit_tests.defs.dagster_dev import wait_for_run
 
 DAY = "2025-01-03"
 
@@ -26,19 +25,7 @@ def test_a_day_launched_from_the_ui_lands_in_the_warehouse(dagster_dev):
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     client.submit_job_execution("raw_reference")
     run_id = client.submit_job_execution("raw_daily", tags={"dagster/partition": DAY})
-    started = time.monotonic()
-    # A loaded 2-core machine needs most of this: one process per step, 4 s of imports each.
-    deadline = started + 420
-    status = None
-    while time.monotonic() < deadline:
-        status = client.get_run_status(run_id).value
-        if status in {"SUCCESS", "FAILURE", "CANCELED"}:
-            break
-        time.sleep(2)
-    assert status == "SUCCESS", (
-        f"run {run_id}: {status} after {time.monotonic() - started:.0f} s",
-        failure_messages(env["DAGSTER_HOME"], run_id),
-    )
+    wait_for_run(port, env, run_id)
     store = Warehouse(f"sqlite:///{env['DAILY_PROFIT_DATA_DIR']}/warehouse.sqlite")
     day = dt.date.fromisoformat(DAY)
     assert store.read_partitions("raw_metrics_daily", day, day).height > 0
