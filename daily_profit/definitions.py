@@ -8,7 +8,9 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+from daily_profit.config import get_settings  # noqa: E402
 from daily_profit.defs.column_schemas import with_column_schemas  # noqa: E402
+from daily_profit.defs.executor import configured_executor  # noqa: E402
 from daily_profit.defs.features.assets import feature_assets, guard_checks  # noqa: E402
 from daily_profit.defs.features.checks import feature_checks  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
@@ -43,4 +45,6 @@ defs = dg.Definitions(
     schedules=[*retrain_schedules],
     sensors=[automation_sensor(), alert_sensor(), deadline_sensor(), *retrain_sensors],
     resources=build_resources(),
+    # None: Dagster's multiprocess default; Celery workers when a broker is configured.
+    executor=configured_executor(get_settings()),
 )
