@@ -37,18 +37,22 @@ def risk_api_queue_tags() -> dict[str, str]:
     return {DAGSTER_CELERY_QUEUE_TAG: RISK_API_QUEUE}
 
 
+def celery_executor_config(settings: Settings) -> dict[str, object]:
+    """The Celery executor's config: the variables to read in the run worker, not their values
+    (run config is shown in the UI)."""
+    backend = (
+        {"env": BACKEND_ENV} if settings.celery_result_backend_url is not None else RPC_BACKEND
+    )
+    return {"broker": {"env": BROKER_ENV}, "backend": backend}
+
+
 def configured_executor(settings: Settings) -> dg.ExecutorDefinition | None:
     """The Celery executor when a broker is configured; None: Dagster's default (multiprocess)."""
     if settings.celery_broker_url is None:
         return None
     from dagster_celery import celery_executor
 
-    backend: str | dict[str, str] = (
-        {"env": BACKEND_ENV} if settings.celery_result_backend_url is not None else RPC_BACKEND
-    )
-    return celery_executor.configured(
-        {"broker": {"env": BROKER_ENV}, "backend": backend}, name="celery_executor"
-    )
+    return celery_executor.configured(celery_executor_config(settings), name="celery_executor")
 
 
 def celery_app(settings: Settings | None = None) -> Celery:
