@@ -88,6 +88,9 @@ def production_dagster(
         "DAILY_PROFIT_SANDBOX_ACCOUNTS": "30",
         "DAILY_PROFIT_SANDBOX_DAYS": "10",
         "DAILY_PROFIT_AUTOMATION_ENABLED": "false",
+        # Launching a run asks the code server to start its process; on a loaded 2-core
+        # machine that outlasts Dagster's 60 s default and the launch fails.
+        "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
         **{f"DAILY_PROFIT_{k.upper()}": v for k, v in settings.items()},
     }
     sandbox_settings = Settings(
