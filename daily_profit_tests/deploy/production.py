@@ -1,6 +1,6 @@
 """The production deployment on one machine, as README "Production" starts it: the sandbox,
-then `dagster-webserver` and `dagster-daemon` on deploy/dagster.yaml (PostgreSQL storage),
-each its own process; stopped with everything they started."""
+then a code server, `dagster-webserver` and `dagster-daemon` on deploy/dagster.yaml (PostgreSQL
+storage) and deploy/workspace.yaml, each its own process; stopped with everything they started."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from daily_profit_tests import processes
 from daily_profit_tests.defs.dagster_dev import free_port
 
 DEPLOY_YAML = PROJECT_ROOT / "deploy" / "dagster.yaml"
+DEPLOY_WORKSPACE = PROJECT_ROOT / "deploy" / "workspace.yaml"
 BIN = Path(sys.executable).parent
 
 
@@ -67,6 +68,18 @@ def stop_group(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
+def _wait_for_code_server(process: subprocess.Popen, log: Path, timeout_s: float = 600) -> None:
+    """Until the code server has imported the code location (~10 s, minutes on a loaded
+    machine): the webserver and the daemon then find it at once."""
+    deadline = time.monotonic() + timeout_s
+    while "Started Dagster code server" not in log.read_text(errors="replace"):
+        if process.poll() is not None:
+            pytest.fail(f"the code server exited; see {log}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the code server did not load within {timeout_s:.0f} s; see {log}")
+        time.sleep(1)
+
+
 @contextmanager
 def production_dagster(
     folder: Path, postgres_url: str, **settings: str
@@ -78,10 +91,13 @@ def production_dagster(
     home.mkdir()
     shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
     port = free_port()
+    code_server_port = free_port()
     env = {
         **os.environ,
         **instance_env(postgres_url),
         "DAGSTER_HOME": str(home),
+        "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
+        "DAGSTER_CODE_SERVER_PORT": str(code_server_port),
         "DAILY_PROFIT_DATA_DIR": str(folder / "data"),
         "DAILY_PROFIT_WAREHOUSE_URL": postgres_url,
         "DAILY_PROFIT_SANDBOX_PORT": str(free_port()),
@@ -105,16 +121,40 @@ def production_dagster(
         ensure_sandbox(sandbox_settings)
         started.append(
             start_logged(
-                [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)],
+                [
+                    str(BIN / "dagster"),
+                    "code-server",
+                    "start",
+                    "-m",
+                    "daily_profit.definitions",
+                    "--location-name",
+                    "daily_profit",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(code_server_port),
+                    "--startup-timeout",
+                    "600",
+                ],
+                env,
+                folder / "code_server.log",
+            )
+        )
+        _wait_for_code_server(started[-1], folder / "code_server.log")
+        workspace = ["-w", str(DEPLOY_WORKSPACE)]
+        started.append(
+            start_logged(
+                [str(BIN / "dagster-webserver"), *workspace, "-h", "127.0.0.1", "-p", str(port)],
                 env,
                 folder / "webserver.log",
             )
         )
         started.append(
-            start_logged([str(BIN / "dagster-daemon"), "run"], env, folder / "daemon.log")
+            start_logged(
+                [str(BIN / "dagster-daemon"), "run", *workspace], env, folder / "daemon.log"
+            )
         )
-        # Both load the code location (~10 s of imports, minutes on a loaded machine).
-        deadline = time.monotonic() + 420
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
@@ -125,7 +165,7 @@ def production_dagster(
                 pytest.fail(f"a Dagster process exited; see {folder}/*.log")
             time.sleep(1)
         else:
-            pytest.fail("dagster-webserver did not answer within 420 s")
+            pytest.fail("dagster-webserver did not answer within 300 s")
         yield port, env
     finally:
         for process in started:
