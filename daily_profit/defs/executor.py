@@ -71,6 +71,10 @@ def celery_app(settings: Settings | None = None) -> Celery:
         backend=backend.get_secret_value() if backend is not None else RPC_BACKEND,
     ).app_args()
     app = make_app(args)
+    # A step is acknowledged when it ends: with prefetch 1 a worker process then holds only the
+    # step it runs, and idle workers take the waiting ones. A step whose worker died is
+    # delivered again; every asset replaces its partitions, so a rerun is safe.
+    app.conf.task_acks_late = True
     create_task(app)
     return app
 

@@ -47,7 +47,7 @@ def test_a_worker_serves_dagster_celerys_step_task_one_at_a_time():
     app = celery_app(Settings(celery_broker_url=SecretStr(BROKER)))
     assert "execute_plan" in app.tasks
     assert app.conf.broker_url == BROKER
-    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.worker_prefetch_multiplier == 1 and app.conf.task_acks_late
     argv = worker_argv(["dagster", RISK_API_QUEUE], 1, "w1@host")
     assert argv[argv.index("--queues") + 1] == "dagster,risk_api"
     assert argv[argv.index("--prefetch-multiplier") + 1] == "1"
