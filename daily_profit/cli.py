@@ -606,6 +606,22 @@ def run_health_command() -> int:
     return exit_status(results)
 
 
+def run_worker(queues: list[str] | None, concurrency: int, name: str | None) -> int:
+    """A Celery worker for dagster-celery's steps, built from the settings. It needs the
+    project (the code location is imported per step), the same DAILY_PROFIT_* settings as the
+    daemon and, for the instance the steps report to, DAGSTER_HOME and DAGSTER_PG_*."""
+    from daily_profit.defs.executor import (
+        DEFAULT_QUEUE,
+        RISK_API_QUEUE,
+        celery_app,
+        worker_argv,
+    )
+
+    app = celery_app()
+    app.worker_main(worker_argv(queues or [DEFAULT_QUEUE, RISK_API_QUEUE], concurrency, name))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="daily-profit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -623,7 +639,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "health", help="one line per part of the platform; exit status 1 when any part fails"
     )
+    worker = sub.add_parser(
+        "worker",
+        help="serve the steps of runs on this host as a Celery worker (broker: "
+        "DAILY_PROFIT_CELERY_BROKER_URL)",
+    )
+    worker.add_argument(
+        "--queue",
+        action="append",
+        default=None,
+        help="a queue to take steps from, repeatable (default: dagster and risk_api)",
+    )
+    worker.add_argument("--concurrency", type=int, default=1, help="steps at once (processes)")
+    worker.add_argument("--name", default=None, help="worker name (default celery@<host>)")
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        return run_worker(args.queue, args.concurrency, args.name)
     if args.command == "main":
         return run_main(args.days, raw_runs=args.raw_runs)
     if args.command == "mlflow-ui":

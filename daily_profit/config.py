@@ -77,6 +77,17 @@ class Settings(BaseSettings):
         description="PostgreSQL URL of the shared allowance (backend 'postgres'); default the "
         "warehouse's when that is PostgreSQL. A secret, it may embed a password.",
     )
+    celery_broker_url: SecretStr | None = Field(
+        default=None,
+        description="Celery broker (RabbitMQ amqp://user:password@host:5672// or Redis "
+        "redis://host:6379/0). Set: runs execute their steps on Celery workers (`./dp worker` "
+        "on any host); unset: in the run's own processes. A secret, it may embed a password.",
+    )
+    celery_result_backend_url: SecretStr | None = Field(
+        default=None,
+        description="Celery result backend; default rpc:// (over a RabbitMQ broker). With a "
+        "Redis broker set it to a Redis URL. A secret, it may embed a password.",
+    )
     plans_csv_path: Path | None = Field(
         default=None,
         description="Plans CSV export; default the one the sandbox writes under data_dir.",

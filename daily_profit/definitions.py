@@ -10,8 +10,10 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+from daily_profit.config import get_settings  # noqa: E402
 from daily_profit.defs.column_schemas import with_column_schema  # noqa: E402
 from daily_profit.defs.desk.definitions import defs as desk_layer  # noqa: E402
+from daily_profit.defs.executor import configured_executor  # noqa: E402
 from daily_profit.defs.features.definitions import defs as feature_layer  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
 from daily_profit.defs.model.definitions import defs as model_layer  # noqa: E402
@@ -29,7 +31,12 @@ defs = (
         monitoring_layer,
         operations_layer,
         desk_layer,
-        dg.Definitions(jobs=jobs, resources=build_resources()),
+        dg.Definitions(
+            jobs=jobs,
+            resources=build_resources(),
+            # None: Dagster's multiprocess default; Celery workers when a broker is configured.
+            executor=configured_executor(get_settings()),
+        ),
     )
     .map_asset_specs(func=with_automation)
     .map_asset_specs(func=with_column_schema)

@@ -18,6 +18,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from daily_profit.api.errors import RiskApiCircuitOpen
 from daily_profit.config import get_settings
+from daily_profit.defs.executor import risk_api_queue_tags
 from daily_profit.defs.metadata import json_value, markdown_table, preview, targeted
 from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.defs.raw import checks
@@ -206,6 +207,7 @@ def build_daily_raw_asset(source: ApiSource) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=RISK_API_POOL,
+        op_tags=risk_api_queue_tags(),
         deps=deps,
         description=DESCRIPTIONS[source],
         kinds={"python", "sql"},
@@ -300,6 +302,7 @@ def _snapshot_result(
     name=sources.METRICS_ALLTIME.table,
     group_name=RAW_GROUP,
     pool=RISK_API_POOL,
+    op_tags=risk_api_queue_tags(),
     kinds={"python", "sql"},
     tags={"layer": "raw"},
 )
