@@ -325,7 +325,7 @@ def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
             desk_day = _latest_predicted_day(store, days)
             if desk_day is not None:
                 with progress.step(f"desk report ({desk_day})") as step:
-                    desk_report = defs.get_job_def("desk_report").execute_in_process(
+                    desk_report = defs.get_job_def("morning_report").execute_in_process(
                         instance=instance,
                         partition_key=desk_day.isoformat(),
                         raise_on_error=False,

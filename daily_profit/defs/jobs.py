@@ -75,7 +75,7 @@ drift_job = dg.define_asset_job(
 )
 
 desk_report_job = dg.define_asset_job(
-    "desk_report",
+    "morning_report",
     selection=dg.AssetSelection.assets("desk_report"),
     description="The desk's morning report of one day: ranking and changes, the firm's "
     "next-session tail, exposure.",
