@@ -1,5 +1,6 @@
 """The code location: each layer declares its own definitions (``defs/<layer>/definitions.py``);
-this merges them and applies what spans the layers: the run order's automation conditions and
+this merges them (imported as modules: a code location holds one Definitions at module scope)
+and applies what spans the layers: the run order's automation conditions and
 freshness, the warehouse tables' column schemas, the jobs and the resources."""
 
 import warnings
@@ -12,25 +13,25 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from daily_profit.config import get_settings  # noqa: E402
 from daily_profit.defs.column_schemas import with_column_schema  # noqa: E402
-from daily_profit.defs.desk.definitions import defs as desk_layer  # noqa: E402
+from daily_profit.defs.desk import definitions as desk_layer  # noqa: E402
 from daily_profit.defs.executor import configured_executor  # noqa: E402
-from daily_profit.defs.features.definitions import defs as feature_layer  # noqa: E402
+from daily_profit.defs.features import definitions as feature_layer  # noqa: E402
 from daily_profit.defs.jobs import jobs  # noqa: E402
-from daily_profit.defs.model.definitions import defs as model_layer  # noqa: E402
-from daily_profit.defs.monitoring.definitions import defs as monitoring_layer  # noqa: E402
+from daily_profit.defs.model import definitions as model_layer  # noqa: E402
+from daily_profit.defs.monitoring import definitions as monitoring_layer  # noqa: E402
+from daily_profit.defs.operations import definitions as operations_layer  # noqa: E402
 from daily_profit.defs.operations.automation import with_automation  # noqa: E402
-from daily_profit.defs.operations.definitions import defs as operations_layer  # noqa: E402
-from daily_profit.defs.raw.definitions import defs as raw_layer  # noqa: E402
+from daily_profit.defs.raw import definitions as raw_layer  # noqa: E402
 from daily_profit.defs.resources import build_resources  # noqa: E402
 
 defs = (
     dg.Definitions.merge(
-        raw_layer,
-        feature_layer,
-        model_layer,
-        monitoring_layer,
-        operations_layer,
-        desk_layer,
+        raw_layer.defs,
+        feature_layer.defs,
+        model_layer.defs,
+        monitoring_layer.defs,
+        operations_layer.defs,
+        desk_layer.defs,
         dg.Definitions(
             jobs=jobs,
             resources=build_resources(),

@@ -129,3 +129,11 @@ def test_the_desk_reads_what_each_prediction_and_outcome_column_means():
         assert all(c.description for c in schema.columns), [
             c.name for c in schema.columns if not c.description
         ]
+
+
+def test_the_code_location_module_holds_one_definitions():
+    """`dagster dev -m daily_profit.definitions` refuses a module with more than one
+    Definitions at its top level: the layers' are imported as modules, not as objects."""
+    import daily_profit.definitions as location
+
+    assert [n for n, v in vars(location).items() if isinstance(v, dg.Definitions)] == ["defs"]
