@@ -18,8 +18,8 @@ from daily_profit.sandbox.simulation import SandboxData, SimulationConfig, simul
 from daily_profit.warehouse.io import Warehouse
 
 START = dt.date(2025, 1, 1)
-DAYS = 30
-FAILED_DAY = START + dt.timedelta(days=25)
+DAYS = 42
+FAILED_DAY = START + dt.timedelta(days=37)
 
 
 def _with_unusable_trades(data: SandboxData, day: dt.date) -> SandboxData:
