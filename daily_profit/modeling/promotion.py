@@ -20,9 +20,14 @@ The alias ``champion`` moves to the challenger only when it
   error of its coverage): the band is as wide as the days' own noise, no narrower.
 
 The first version (no champion yet) is promoted on non-inferiority to the best mean baseline
-(MSE), to the trailing percentiles (interval score) and to the headroom rule (Brier), with
-coverage in the band: with the mean's fallback to the best baseline, a firm whose data hold no
-edge still gets a champion that is as good as its best baseline.
+(MSE) with coverage in the band: with the mean's fallback to the best baseline, a firm whose
+data hold no edge still gets a champion that is as good as its best baseline. Its interval
+score against the trailing percentiles and its breach Brier against the headroom rule are
+tested the same way and reported (``REPORT`` lines, tags), not required: on the few weeks a
+first model is judged on, a non-inferiority test of those noisy losses fails for want of days
+far more often than for a worse model (on the default sandbox, 18 days: interval score -1.9%
+[-11%, +7%], Brier +1.3% [-2.5%, +6.7%]), and without a champion the desk gets no
+predictions at all. From then on every challenger must be non-inferior to the champion on both.
 
 Every decision carries its tests (estimate, interval, p-value, margin, days) and
 ``apply_promotion`` records them as tags on the challenger's model version and run.
@@ -331,7 +336,15 @@ def decide_promotion(
                 )
             )
 
-    reasons = [("PASS " if t.passed else "FAIL ") + t.describe() for t in tests]
+    # Reported, not required (the first champion's interval and Brier tests; see the module).
+    reported = {t.name for t in tests[1:]} if compared.champion is None else set()
+
+    def verdict(t: PairedTest) -> str:
+        if t.name in reported:
+            return f"REPORT ({'pass' if t.passed else 'fail'}) "
+        return "PASS " if t.passed else "FAIL "
+
+    reasons = [verdict(t) + t.describe() for t in tests]
     numbers: dict[str, float] = {"best_baseline_is_" + best: 1.0}
     for t in tests:
         _record(numbers, t)
@@ -340,7 +353,7 @@ def decide_promotion(
     numbers.update(
         {"coverage": cov, "coverage_se_days": se, "coverage_low": band_lo, "coverage_high": band_hi}
     )
-    oks = [t.passed for t in tests]
+    oks = [t.passed for t in tests if t.name not in reported]
     if compared.champion is not None or criteria.first_requires_coverage:
         ok = band_lo <= cov <= band_hi
         oks.append(ok)

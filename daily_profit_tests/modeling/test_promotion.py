@@ -172,6 +172,21 @@ def test_the_first_champion_needs_non_inferiority_to_the_best_baseline() -> None
     decision = decide_promotion(fallback, CRITERIA)
     assert decision.kind == "vs_baselines"
     assert decision.tests[0].estimate == 0.0 and decision.tests[0].passed, decision.reasons
+    assert decision.promote, decision.reasons
+    # Its interval score and Brier against the baselines are tested and reported, not required:
+    # intervals twice too wide (worse than the trailing percentiles) leave the MSE test passed
+    # and the decision to coverage alone.
+    wide = replace(
+        fallback,
+        challenger=fallback.challenger.with_columns(
+            pl.Series("p05", best - 3000.0), pl.Series("p95", best + 3000.0)
+        ),
+    )
+    decision = decide_promotion(wide, CRITERIA)
+    assert any(r.startswith("REPORT (fail) interval_score_vs_") for r in decision.reasons)
+    assert any(r.startswith("REPORT (pass) brier_vs_") for r in decision.reasons)
+    assert "interval_score_vs_trailing_percentiles_p_value" in decision.numbers
+    assert not decision.promote and any(r.startswith("FAIL coverage") for r in decision.reasons)
     # One clearly worse than the best baseline is not.
     worse = replace(
         compared,
