@@ -228,8 +228,6 @@ def test_no_module_spells_an_asset_key_outside_asset_keys():
         offending += [
             f"{path.relative_to(package.parent)}:{node.lineno}: {node.value!r}"
             for node in ast.walk(tree)
-            if isinstance(node, ast.Constant)
-            and node.value in names
-            and id(node) not in allowed
+            if isinstance(node, ast.Constant) and node.value in names and id(node) not in allowed
         ]
     assert not offending, "\n".join(offending)
