@@ -458,9 +458,10 @@ def _safe_url(url: str) -> str:
 
 def _print_raw_summary(store: Warehouse, days: list[dt.date]) -> None:
     from daily_profit.ingestion.sources import DAILY_API_SOURCES, METRICS_ALLTIME
+    from daily_profit.warehouse.records import PLANS
 
     _say(f"\nwhat landed ({days[0]} .. {days[-1]}):")
-    for table in ["raw_plans", METRICS_ALLTIME.table]:
+    for table in [PLANS.table, METRICS_ALLTIME.table]:
         _say(f"  {table:<22} {store.read_table(table).height:>10,} rows")
     for source in DAILY_API_SOURCES:
         rows = sum(store.partition_row_counts(source.table, days[0], days[-1]).values())
@@ -500,13 +501,9 @@ def _print_feature_summary(store: Warehouse, days: list[dt.date]) -> None:
 
 
 def _model_materialised(result) -> list:
-    import dagster as dg
+    from daily_profit.defs.asset_keys import PROFIT_MODEL
 
-    return [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key == dg.AssetKey("profit_model")
-    ]
+    return [e for e in result.get_asset_materialization_events() if e.asset_key == PROFIT_MODEL]
 
 
 def _model_summary(result) -> str:

@@ -4,6 +4,10 @@ A change to an asset key, a check, a job, a schedule or a sensor (or its default
 here first; update the snapshot deliberately when the change is meant.
 """
 
+import ast
+import inspect
+from pathlib import Path
+
 import dagster as dg
 
 from daily_profit.definitions import defs
@@ -137,3 +141,93 @@ def test_the_code_location_module_holds_one_definitions():
     import daily_profit.definitions as location
 
     assert [n for n, v in vars(location).items() if isinstance(v, dg.Definitions)] == ["defs"]
+
+
+def _asset_key_constants() -> dict[str, dg.AssetKey]:
+    from daily_profit.defs import asset_keys
+
+    return {n: v for n, v in vars(asset_keys).items() if isinstance(v, dg.AssetKey)}
+
+
+def test_every_asset_has_one_key_constant_named_after_it():
+    keys = _asset_key_constants()
+    graph_keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+    assert set(keys.values()) == graph_keys
+    for name, key in keys.items():
+        assert name == key.to_python_identifier().upper(), name
+
+
+def _table_parameters(call: ast.Call, local_signatures: dict[str, list[str]]) -> set[int | str]:
+    """The positions and keywords of ``call`` that take a warehouse table (a parameter named
+    ``table`` or ``tables``): a Warehouse method, or a helper of the same module."""
+    from daily_profit.warehouse.io import Warehouse
+
+    if isinstance(call.func, ast.Attribute) and callable(getattr(Warehouse, call.func.attr, None)):
+        params = list(inspect.signature(getattr(Warehouse, call.func.attr)).parameters)[1:]
+    elif isinstance(call.func, ast.Name) and call.func.id in local_signatures:
+        params = local_signatures[call.func.id]
+    else:
+        return set()
+    return {p for i, name in enumerate(params) if name in ("table", "tables") for p in (i, name)}
+
+
+def _local_signatures(tree: ast.Module) -> dict[str, list[str]]:
+    """Parameter names of the module's functions and classes (their __init__, without self)."""
+    out: dict[str, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            out[node.name] = [a.arg for a in node.args.args]
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    out[node.name] = [a.arg for a in item.args.args][1:]
+    return out
+
+
+def _allowed_literals(tree: ast.Module) -> set[int]:
+    """ids of the string constants that may spell an asset's name: docstrings, f-string parts,
+    an asset decorator's own ``name=``, and table names passed where a table is asked for."""
+    allowed: set[int] = set()
+    signatures = _local_signatures(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            allowed.add(id(node.value))
+        elif isinstance(node, ast.JoinedStr):
+            allowed.update(id(v) for v in ast.walk(node))
+        elif isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call):
+                    allowed.update(id(k.value) for k in decorator.keywords if k.arg == "name")
+        elif isinstance(node, ast.Call):
+            takes_table = _table_parameters(node, signatures)
+            args = [a for i, a in enumerate(node.args) if i in takes_table]
+            args += [k.value for k in node.keywords if k.arg in takes_table]
+            for arg in args:
+                allowed.update(id(v) for v in ast.walk(arg))
+    return allowed
+
+
+def test_no_module_spells_an_asset_key_outside_asset_keys():
+    """A renamed asset is renamed in asset_keys.py: the definitions, the CLI and the operations
+    refer to an asset through its constant, never its name typed again."""
+    import daily_profit
+
+    names = {k.to_user_string() for k in _asset_key_constants().values()}
+    package = Path(daily_profit.__file__).parent
+    files = [
+        *(package / "defs").rglob("*.py"),
+        package / "cli.py",
+        *(package / "operations").rglob("*.py"),
+    ]
+    offending = []
+    for path in sorted(files):
+        if path.name == "asset_keys.py" and path.parent.name == "defs":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        allowed = _allowed_literals(tree)
+        offending += [
+            f"{path.relative_to(package.parent)}:{node.lineno}: {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in names and id(node) not in allowed
+        ]
+    assert not offending, "\n".join(offending)

@@ -10,13 +10,18 @@ drift from what is stored.
 import dagster as dg
 import sqlalchemy as sa
 
+from daily_profit.defs.asset_keys import FEATURE_DRIFT
 from daily_profit.features.catalog import catalog
-from daily_profit.warehouse.derived import COLUMN_DESCRIPTIONS
+from daily_profit.warehouse.derived import (
+    COLUMN_DESCRIPTIONS,
+    account_features_daily,
+    feature_drift_daily,
+)
 from daily_profit.warehouse.tables import META_COLUMNS, metadata
 
 COLUMN_SCHEMA_KEY = "dagster/column_schema"
 # Assets whose table is named otherwise than the asset.
-TABLE_OF_ASSET = {"feature_drift": "feature_drift_daily"}
+TABLE_OF_ASSET: dict[dg.AssetKey, str] = {FEATURE_DRIFT: feature_drift_daily.name}
 
 
 def _descriptions() -> dict[str, str]:
@@ -26,7 +31,7 @@ def _descriptions() -> dict[str, str]:
 def column_schema(table: sa.Table) -> dg.TableSchema:
     meanings = (
         _descriptions()
-        if table.name == "account_features_daily"
+        if table.name == account_features_daily.name
         else COLUMN_DESCRIPTIONS.get(table.name, {})
     )
     key = set(table.info.get("natural_key", ()))
@@ -50,8 +55,7 @@ def column_schema(table: sa.Table) -> dg.TableSchema:
 
 def with_column_schema(spec: dg.AssetSpec) -> dg.AssetSpec:
     """The asset, when its key names a warehouse table, with that table's column schema."""
-    name = spec.key.to_user_string()
-    table = metadata.tables.get(TABLE_OF_ASSET.get(name, name))
+    table = metadata.tables.get(TABLE_OF_ASSET.get(spec.key, spec.key.to_user_string()))
     if table is None:
         return spec
     return spec.merge_attributes(metadata={COLUMN_SCHEMA_KEY: column_schema(table)})

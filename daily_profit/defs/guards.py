@@ -11,6 +11,11 @@ from collections.abc import Iterator, Sequence
 import dagster as dg
 
 from daily_profit.config import get_settings
+from daily_profit.defs.asset_keys import (
+    ACCOUNT_FEATURES_DAILY,
+    LABELS_NEXT_SESSION,
+    STG_ACCOUNTS_DAILY,
+)
 from daily_profit.defs.metadata import json_value
 from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.defs.resources import WarehouseResource
@@ -73,12 +78,12 @@ def skipped_days(
 
 
 def guard_evaluations(
-    asset: str, days: Sequence[dt.date], blocked: dict[dt.date, list[str]]
+    asset: dg.AssetKey, days: Sequence[dt.date], blocked: dict[dt.date, list[str]]
 ) -> Iterator[dg.AssetCheckEvaluation]:
     for day in days:
         waits = blocked.get(day, [])
         yield dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey(asset),
+            asset_key=asset,
             check_name=RAW_INPUTS_PUBLISHED,
             passed=not waits,
             partition=day.isoformat(),
@@ -103,7 +108,7 @@ def guard_metadata(blocked: dict[dt.date, list[str]]) -> dict[str, object]:
     }
 
 
-def guard_check(asset: str, requirements_of) -> dg.AssetChecksDefinition:
+def guard_check(asset: dg.AssetKey, requirements_of) -> dg.AssetChecksDefinition:
     """The declared check: visible in the UI, and re-run for a day from the warehouse."""
 
     @dg.asset_check(
@@ -130,7 +135,7 @@ def guard_check(asset: str, requirements_of) -> dg.AssetChecksDefinition:
 def declared_guard_checks() -> list[dg.AssetChecksDefinition]:
     """The guard's declared check on every layer that has it."""
     return [
-        guard_check("stg_accounts_daily", staging_requirements),
-        guard_check("account_features_daily", feature_requirements),
-        guard_check("labels_next_session", label_requirements),
+        guard_check(STG_ACCOUNTS_DAILY, staging_requirements),
+        guard_check(ACCOUNT_FEATURES_DAILY, feature_requirements),
+        guard_check(LABELS_NEXT_SESSION, label_requirements),
     ]

@@ -34,7 +34,6 @@ HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=5)
 # ingestion's ten-minute request budget.
 API_TIMEOUT_S = 10.0
 API_BUDGET_S = 20.0
-PREDICTIONS_TABLE = "daily_predictions"
 NOT_RUNNING_SANDBOX = "sandbox not running (./dp main or ./dp sandbox starts it)"
 
 
@@ -246,6 +245,7 @@ def expected_latest_day(settings: Settings, now: dt.datetime | None = None) -> d
 def check_nightly(settings: Settings, now: dt.datetime | None = None) -> list[HealthResult]:
     """The latest raw day published and the latest predictions, against the expected day."""
     from daily_profit.ingestion.sources import DAILY_API_SOURCES
+    from daily_profit.warehouse.derived import daily_predictions
     from daily_profit.warehouse.io import Warehouse
 
     url = settings.resolved_warehouse_url
@@ -257,7 +257,7 @@ def check_nightly(settings: Settings, now: dt.datetime | None = None) -> list[He
     try:
         with Warehouse(url) as store:
             raw_day = store.last_published_day([s.table for s in DAILY_API_SOURCES])
-            predicted_day = store.last_published_day([PREDICTIONS_TABLE])
+            predicted_day = store.last_published_day([daily_predictions.name])
     except sa.exc.SQLAlchemyError as exc:
         reason = f"warehouse unreadable ({exc.__class__.__name__})"
         return [HealthResult("raw", False, reason), HealthResult("predictions", False, reason)]

@@ -7,6 +7,12 @@ import dagster as dg
 import polars as pl
 
 from daily_profit.config import get_settings
+from daily_profit.defs.asset_keys import (
+    DAILY_PREDICTIONS,
+    LABELS_NEXT_SESSION,
+    RAW_TRADES_OPEN,
+    STG_ACCOUNTS_DAILY,
+)
 from daily_profit.defs.metadata import json_value, markdown_table
 from daily_profit.defs.partitions import daily_partitions, partition_day
 from daily_profit.defs.resources import WarehouseResource
@@ -96,7 +102,7 @@ def report_metadata(report: DeskReport, folder_path: str, figures: dict[str, byt
 @dg.asset(
     group_name=DESK_GROUP,
     partitions_def=daily_partitions,
-    deps=["daily_predictions", "stg_accounts_daily", "labels_next_session", "raw_trades_open"],
+    deps=[DAILY_PREDICTIONS, STG_ACCOUNTS_DAILY, LABELS_NEXT_SESSION, RAW_TRADES_OPEN],
     kinds={"polars", "matplotlib"},
     tags={"layer": "desk"},
 )

@@ -18,6 +18,18 @@ import polars as pl
 
 from daily_profit.config import get_settings
 from daily_profit.defs import guards
+from daily_profit.defs.asset_keys import (
+    ACCOUNT_FEATURES_DAILY,
+    LABELS_NEXT_SESSION,
+    RAW_METRICS_ALLTIME,
+    RAW_METRICS_DAILY,
+    RAW_METRICS_HOURLY,
+    RAW_PLANS,
+    RAW_REGIMES_DAILY,
+    RAW_TRADES_CLOSED,
+    RAW_TRADES_OPEN,
+    STG_ACCOUNTS_DAILY,
+)
 from daily_profit.defs.features import checks
 from daily_profit.defs.metadata import preview, targeted
 from daily_profit.defs.partitions import daily_partitions, days_in_window
@@ -139,7 +151,7 @@ def _digest(checksums: dict) -> str:
     group_name=STAGING_GROUP,
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
-    deps=["raw_metrics_daily", "raw_plans", "raw_metrics_alltime"],
+    deps=[RAW_METRICS_DAILY, RAW_PLANS, RAW_METRICS_ALLTIME],
     kinds={"polars", "sql"},
     tags={"layer": "staging"},
 )
@@ -187,7 +199,7 @@ def stg_accounts_daily(
             "preview": written.preview(),
         }
     )
-    yield from targeted(context, guards.guard_evaluations("stg_accounts_daily", days, blocked))
+    yield from targeted(context, guards.guard_evaluations(STG_ACCOUNTS_DAILY, days, blocked))
     yield from targeted(context, evaluations)
 
 
@@ -196,12 +208,12 @@ def stg_accounts_daily(
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
     deps=[
-        dg.AssetDep("stg_accounts_daily"),
-        dg.AssetDep("raw_metrics_daily", partition_mapping=LOOKBACK),
-        dg.AssetDep("raw_metrics_hourly", partition_mapping=LOOKBACK),
-        dg.AssetDep("raw_trades_closed", partition_mapping=LOOKBACK),
-        dg.AssetDep("raw_regimes_daily", partition_mapping=LOOKBACK),
-        dg.AssetDep("raw_trades_open"),
+        dg.AssetDep(STG_ACCOUNTS_DAILY),
+        dg.AssetDep(RAW_METRICS_DAILY, partition_mapping=LOOKBACK),
+        dg.AssetDep(RAW_METRICS_HOURLY, partition_mapping=LOOKBACK),
+        dg.AssetDep(RAW_TRADES_CLOSED, partition_mapping=LOOKBACK),
+        dg.AssetDep(RAW_REGIMES_DAILY, partition_mapping=LOOKBACK),
+        dg.AssetDep(RAW_TRADES_OPEN),
     ],
     kinds={"polars", "sql"},
     tags={"layer": "features"},
@@ -247,7 +259,7 @@ def account_features_daily(
             "preview": written.preview(),
         }
     )
-    yield from targeted(context, guards.guard_evaluations("account_features_daily", days, blocked))
+    yield from targeted(context, guards.guard_evaluations(ACCOUNT_FEATURES_DAILY, days, blocked))
     yield from targeted(context, evaluations)
 
 
@@ -256,8 +268,8 @@ def account_features_daily(
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
     deps=[
-        dg.AssetDep("stg_accounts_daily"),
-        dg.AssetDep("raw_metrics_daily", partition_mapping=NEXT_DAYS),
+        dg.AssetDep(STG_ACCOUNTS_DAILY),
+        dg.AssetDep(RAW_METRICS_DAILY, partition_mapping=NEXT_DAYS),
     ],
     kinds={"polars", "sql"},
     tags={"layer": "features"},
@@ -312,13 +324,13 @@ def labels_next_session(
             "preview": written.preview(),
         }
     )
-    yield from targeted(context, guards.guard_evaluations("labels_next_session", days, blocked))
+    yield from targeted(context, guards.guard_evaluations(LABELS_NEXT_SESSION, days, blocked))
     yield from targeted(context, evaluations)
 
 
 @dg.asset(
     group_name=FEATURES_GROUP,
-    deps=["stg_accounts_daily", "account_features_daily", "raw_metrics_daily"],
+    deps=[STG_ACCOUNTS_DAILY, ACCOUNT_FEATURES_DAILY, RAW_METRICS_DAILY],
     kinds={"sql"},
     tags={"layer": "desk"},
 )

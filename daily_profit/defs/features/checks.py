@@ -14,6 +14,11 @@ from functools import cache
 import dagster as dg
 import polars as pl
 
+from daily_profit.defs.asset_keys import (
+    ACCOUNT_FEATURES_DAILY,
+    LABELS_NEXT_SESSION,
+    STG_ACCOUNTS_DAILY,
+)
 from daily_profit.defs.partitions import daily_partitions, days_in_window
 from daily_profit.defs.resources import WarehouseResource
 from daily_profit.features import checks as core
@@ -38,10 +43,10 @@ def catalog_markdown() -> str:
 
 
 def _evaluation(
-    asset: str, name: str, result: core.CheckResult, day: dt.date
+    asset: dg.AssetKey, name: str, result: core.CheckResult, day: dt.date
 ) -> dg.AssetCheckEvaluation:
     return dg.AssetCheckEvaluation(
-        asset_key=dg.AssetKey(asset),
+        asset_key=asset,
         check_name=name,
         passed=result.passed,
         partition=day.isoformat(),
@@ -63,70 +68,76 @@ def _by_day(frame: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     return frame.filter(pl.col("date") == day)
 
 
+# The frames one day's checks read: each layer's rows by its asset, and the features' trailing
+# window (the null-share baseline, not cut to the day) under TRAILING.
+TRAILING = "trailing"
+DayFrames = dict[dg.AssetKey | str, pl.DataFrame]
+
 # Each check: (asset, name, description, how to evaluate one day from that day's frames).
-DayFrames = dict[str, pl.DataFrame]
-CHECKS: list[tuple[str, str, str, Callable[[DayFrames], core.CheckResult]]] = [
+CHECKS: list[tuple[dg.AssetKey, str, str, Callable[[DayFrames], core.CheckResult]]] = [
     (
-        "stg_accounts_daily",
+        STG_ACCOUNTS_DAILY,
         ONE_ROW_PER_ACCOUNT_DAY,
         "One row per live funded account per day.",
-        lambda f: core.check_unique_keys(f["stg_accounts_daily"]),
+        lambda f: core.check_unique_keys(f[STG_ACCOUNTS_DAILY]),
     ),
     (
-        "account_features_daily",
+        ACCOUNT_FEATURES_DAILY,
         ONE_ROW_PER_ACCOUNT_DAY,
         "One feature row per account-day.",
-        lambda f: core.check_unique_keys(f["account_features_daily"]),
+        lambda f: core.check_unique_keys(f[ACCOUNT_FEATURES_DAILY]),
     ),
     (
-        "account_features_daily",
+        ACCOUNT_FEATURES_DAILY,
         REQUIRED_COMPLETE,
         "Features the catalog marks required are present and finite on every row.",
-        lambda f: core.check_required_complete(f["account_features_daily"]),
+        lambda f: core.check_required_complete(f[ACCOUNT_FEATURES_DAILY]),
     ),
     (
-        "account_features_daily",
+        ACCOUNT_FEATURES_DAILY,
         RANGES,
         "Shares within [0, 1], counts and sizes >= 0, as the catalog declares.",
-        lambda f: core.check_ranges(f["account_features_daily"]),
+        lambda f: core.check_ranges(f[ACCOUNT_FEATURES_DAILY]),
     ),
     (
-        "account_features_daily",
+        ACCOUNT_FEATURES_DAILY,
         COVERAGE,
         "Every staging account-day has its feature row, and no feature row lacks one.",
-        lambda f: core.check_coverage(f["account_features_daily"], f["stg_accounts_daily"]),
+        lambda f: core.check_coverage(f[ACCOUNT_FEATURES_DAILY], f[STG_ACCOUNTS_DAILY]),
     ),
     (
-        "account_features_daily",
+        ACCOUNT_FEATURES_DAILY,
         NULL_SHARE,
         "A nullable feature's share of nulls is in line with its trailing average.",
         lambda f: core.check_null_share_drift(
-            f["account_features_daily"], core.null_shares(f["trailing"])
+            f[ACCOUNT_FEATURES_DAILY], core.null_shares(f[TRAILING])
         ),
     ),
     (
-        "labels_next_session",
+        LABELS_NEXT_SESSION,
         ONE_LABEL,
         "One label row per account-day.",
-        lambda f: core.check_unique_keys(f["labels_next_session"], name=ONE_LABEL),
+        lambda f: core.check_unique_keys(f[LABELS_NEXT_SESSION], name=ONE_LABEL),
     ),
     (
-        "labels_next_session",
+        LABELS_NEXT_SESSION,
         LABEL_COVERAGE,
         "Every feature row has a label row; how many labels are usable and why not.",
-        lambda f: core.check_label_coverage(f["labels_next_session"], f["account_features_daily"]),
+        lambda f: core.check_label_coverage(f[LABELS_NEXT_SESSION], f[ACCOUNT_FEATURES_DAILY]),
     ),
     (
-        "labels_next_session",
+        LABELS_NEXT_SESSION,
         BREACH_AGREEMENT,
         "The API's breach status against the plan rules on end-of-day equity.",
-        lambda f: core.check_breach_agreement(f["labels_next_session"]),
+        lambda f: core.check_breach_agreement(f[LABELS_NEXT_SESSION]),
     ),
 ]
 
 
-def _evaluate(asset: str, frames: DayFrames, day: dt.date) -> Iterator[dg.AssetCheckEvaluation]:
-    day_frames = {k: (_by_day(v, day) if k != "trailing" else v) for k, v in frames.items()}
+def _evaluate(
+    asset: dg.AssetKey, frames: DayFrames, day: dt.date
+) -> Iterator[dg.AssetCheckEvaluation]:
+    day_frames = {k: (_by_day(v, day) if k != TRAILING else v) for k, v in frames.items()}
     for target, name, _, evaluate in CHECKS:
         if target == asset:
             yield _evaluation(asset, name, evaluate(day_frames), day)
@@ -134,7 +145,7 @@ def _evaluate(asset: str, frames: DayFrames, day: dt.date) -> Iterator[dg.AssetC
 
 def staging_evaluations(frame: pl.DataFrame, days: list[dt.date]) -> Iterator:
     for day in days:
-        yield from _evaluate("stg_accounts_daily", {"stg_accounts_daily": frame}, day)
+        yield from _evaluate(STG_ACCOUNTS_DAILY, {STG_ACCOUNTS_DAILY: frame}, day)
 
 
 def feature_evaluations(
@@ -148,8 +159,8 @@ def feature_evaluations(
             )
         )
         yield from _evaluate(
-            "account_features_daily",
-            {"account_features_daily": frame, "stg_accounts_daily": stg, "trailing": window},
+            ACCOUNT_FEATURES_DAILY,
+            {ACCOUNT_FEATURES_DAILY: frame, STG_ACCOUNTS_DAILY: stg, TRAILING: window},
             day,
         )
 
@@ -157,21 +168,20 @@ def feature_evaluations(
 def label_evaluations(frame: pl.DataFrame, features: pl.DataFrame, days: list[dt.date]) -> Iterator:
     for day in days:
         yield from _evaluate(
-            "labels_next_session",
-            {"labels_next_session": frame, "account_features_daily": features},
+            LABELS_NEXT_SESSION,
+            {LABELS_NEXT_SESSION: frame, ACCOUNT_FEATURES_DAILY: features},
             day,
         )
 
 
-def _frames_for(store: Warehouse, asset: str, start: dt.date, end: dt.date) -> DayFrames:
-    frames: DayFrames = {asset: store.read_partitions(asset, start, end)}
-    if asset != "stg_accounts_daily":
-        frames["account_features_daily"] = store.read_partitions(
-            "account_features_daily", start, end
-        )
-    if asset == "account_features_daily":
-        frames["stg_accounts_daily"] = store.read_partitions("stg_accounts_daily", start, end)
-        frames["trailing"] = store.read_partitions(
+def _frames_for(store: Warehouse, asset: dg.AssetKey, start: dt.date, end: dt.date) -> DayFrames:
+    # Each layer's warehouse table is named like its asset.
+    frames: DayFrames = {asset: store.read_partitions(asset.to_user_string(), start, end)}
+    if asset != STG_ACCOUNTS_DAILY:
+        frames[ACCOUNT_FEATURES_DAILY] = store.read_partitions("account_features_daily", start, end)
+    if asset == ACCOUNT_FEATURES_DAILY:
+        frames[STG_ACCOUNTS_DAILY] = store.read_partitions("stg_accounts_daily", start, end)
+        frames[TRAILING] = store.read_partitions(
             "account_features_daily",
             start - dt.timedelta(days=NULL_SHARE_TRAILING_DAYS),
             start - dt.timedelta(days=1),
@@ -179,7 +189,9 @@ def _frames_for(store: Warehouse, asset: str, start: dt.date, end: dt.date) -> D
     return frames
 
 
-def _build_check(asset: str, name: str, description: str, evaluate) -> dg.AssetChecksDefinition:
+def _build_check(
+    asset: dg.AssetKey, name: str, description: str, evaluate
+) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset,
         name=name,
@@ -194,9 +206,7 @@ def _build_check(asset: str, name: str, description: str, evaluate) -> dg.AssetC
         days = days_in_window(context.partition_time_window)
         frames = _frames_for(warehouse.get(), asset, days[0], days[-1])
         results = {
-            day: evaluate(
-                {k: (_by_day(v, day) if k != "trailing" else v) for k, v in frames.items()}
-            )
+            day: evaluate({k: (_by_day(v, day) if k != TRAILING else v) for k, v in frames.items()})
             for day in days
         }
         failed = [d.isoformat() for d, r in results.items() if not r.passed]

@@ -15,6 +15,15 @@ import dagster as dg
 import polars as pl
 
 from daily_profit.config import get_settings
+from daily_profit.defs.asset_keys import (
+    ACCOUNT_FEATURES_DAILY,
+    DAILY_PREDICTIONS,
+    LABELS_NEXT_SESSION,
+    MODEL_PERFORMANCE,
+    PREDICTION_OUTCOMES,
+    PROFIT_MODEL,
+    RAW_METRICS_DAILY,
+)
 from daily_profit.defs.metadata import json_value, preview, targeted
 from daily_profit.defs.partitions import daily_partitions, days_in_window, partition_day
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
@@ -148,11 +157,11 @@ def report_markdown(report: EvaluationReport) -> str:
 
 @dg.asset(
     group_name=MODEL_GROUP,
-    deps=["account_features_daily", "labels_next_session"],
+    deps=[ACCOUNT_FEATURES_DAILY, LABELS_NEXT_SESSION],
     check_specs=[
         dg.AssetCheckSpec(
             CHAMPION_PROMOTION,
-            asset="profit_model",
+            asset=PROFIT_MODEL,
             blocking=True,
             description="Compares the new version (challenger) with the champion on the "
             "challenger's test days by paired day-block bootstrap tests: moves the champion "
@@ -210,7 +219,7 @@ def profit_model(
         report,
         dagster_run_id=context.run.run_id,
         run_name=f"profit_model {context.run.run_id[:8]}",
-        extra_tags={"dagster_asset": "profit_model"},
+        extra_tags={"dagster_asset": PROFIT_MODEL.to_user_string()},
     )
     context.log.info(f"registered version {logged.version} as challenger: {logged.run_url}")
     yield dg.MaterializeResult(
@@ -269,7 +278,7 @@ def profit_model(
     group_name=PREDICTIONS_GROUP,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["account_features_daily", "profit_model"],
+    deps=[ACCOUNT_FEATURES_DAILY, PROFIT_MODEL],
     kinds={"xgboost", "polars", "sql"},
     tags={"layer": "predictions"},
 )
@@ -460,7 +469,7 @@ def prediction_evaluations(
             ),
         ]:
             yield dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("daily_predictions"),
+                asset_key=DAILY_PREDICTIONS,
                 check_name=name,
                 passed=bool(passed),
                 partition=day.isoformat(),
@@ -521,7 +530,7 @@ prediction_checks = [_prediction_check(n, d) for n, d in PREDICTION_CHECKS.items
     group_name=MONITORING_GROUP,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["daily_predictions", "labels_next_session"],
+    deps=[DAILY_PREDICTIONS, LABELS_NEXT_SESSION],
     kinds={"polars", "sql"},
     tags={"layer": "monitoring"},
 )
@@ -554,7 +563,6 @@ def prediction_outcomes(
     )
 
 
-MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 MODEL_NOT_DECAYED = "model_not_decayed"
 # Metadata keys the retrain sensor reads back.
 DECAYED = "decayed"
@@ -628,7 +636,7 @@ def decay_check(
     key=MODEL_PERFORMANCE,
     group_name=MONITORING_GROUP,
     partitions_def=daily_partitions,
-    deps=["prediction_outcomes", "raw_metrics_daily"],
+    deps=[PREDICTION_OUTCOMES, RAW_METRICS_DAILY],
     check_specs=[
         dg.AssetCheckSpec(
             MODEL_NOT_DECAYED,

@@ -17,6 +17,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from daily_profit.config import get_settings
+from daily_profit.defs.asset_keys import MODEL_WALK_FORWARD
 from daily_profit.defs.metadata import json_value
 from daily_profit.defs.model.assets import (
     MODEL_GROUP,
@@ -40,7 +41,8 @@ from daily_profit.modeling.walk_forward import (
 )
 from daily_profit.trading_calendar import TradingCalendar
 
-WALK_FORWARD = "model_walk_forward"
+# The asset's name, which is also its op's name in a run config.
+WALK_FORWARD = MODEL_WALK_FORWARD.to_user_string()
 # The walk-forward reads what profit_model reads (features and labels), whatever they are named.
 TRAINING_INPUTS = sorted(k for k in profit_model.dependency_keys if k != profit_model.key)
 LABEL_TABLE = next(k.path[-1] for k in TRAINING_INPUTS if k.path[-1].startswith("labels"))
@@ -243,6 +245,6 @@ def model_walk_forward(
 
 walk_forward_job = dg.define_asset_job(
     "walk_forward",
-    selection=dg.AssetSelection.assets(WALK_FORWARD),
+    selection=dg.AssetSelection.assets(MODEL_WALK_FORWARD),
     description="Backtest the training method over the labelled history with rolling origins.",
 )

@@ -17,6 +17,7 @@ import dagster as dg
 import polars as pl
 
 from daily_profit.config import get_settings
+from daily_profit.defs.asset_keys import FEATURE_DRIFT
 from daily_profit.defs.features.assets import account_features_daily
 from daily_profit.defs.model.assets import MONITORING_GROUP, profit_model
 from daily_profit.defs.partitions import daily_partitions, partition_day
@@ -31,7 +32,6 @@ from daily_profit.monitoring.drift import (
     typical_values,
 )
 
-FEATURE_DRIFT = dg.AssetKey("feature_drift")
 FEATURES_NOT_DRIFTED = "features_not_drifted"
 TOP_FEATURES = 10
 # Per-feature PSI of the champion's most important features goes into numeric metadata under

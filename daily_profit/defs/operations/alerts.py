@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from daily_profit.config import get_settings
+from daily_profit.defs.asset_keys import DAILY_PREDICTIONS
 from daily_profit.defs.metadata import targeting_latest
 from daily_profit.defs.model.assets import MODEL_NOT_DECAYED, PREDICTION_CHECKS
 from daily_profit.defs.monitoring.assets import FEATURES_NOT_DRIFTED
@@ -43,7 +44,6 @@ from daily_profit.trading_calendar import TradingCalendar
 ALERT_SENSOR = "daily_profit_alerts"
 DEADLINE_SENSOR = "daily_profit_predictions_deadline"
 DEADLINE_CHECK = "predictions_by_deadline"
-PREDICTIONS = "daily_predictions"
 WILL_RETRY_TAG = "dagster/will_retry"
 
 # Warnings that still page someone: a day kept on old rows, a missed deadline, drift, decay.
@@ -233,7 +233,7 @@ def deadline_verdict(
     instance: dg.DagsterInstance, day: dt.date, deadline_at: dt.datetime
 ) -> dg.AssetCheckEvaluation:
     """Did the day's predictions exist, with their checks passed, by the deadline?"""
-    key = dg.AssetKey(PREDICTIONS)
+    key = DAILY_PREDICTIONS
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
     ).records
@@ -302,7 +302,7 @@ def deadline_sensor() -> dg.SensorDefinition:
 
 
 @dg.asset_check(
-    asset=PREDICTIONS,
+    asset=DAILY_PREDICTIONS,
     name=DEADLINE_CHECK,
     partitions_def=daily_partitions,
     description="The predictions of each session exist and passed their checks by the deadline "

@@ -15,6 +15,24 @@ import datetime as dt
 import dagster as dg
 
 from daily_profit.config import get_settings
+from daily_profit.defs.asset_keys import (
+    ACCOUNT_FEATURES_DAILY,
+    DAILY_PREDICTIONS,
+    DESK_REPORT,
+    FEATURE_DRIFT,
+    LABELS_NEXT_SESSION,
+    MODEL_PERFORMANCE,
+    PREDICTION_OUTCOMES,
+    PROFIT_MODEL,
+    RAW_METRICS_ALLTIME,
+    RAW_METRICS_DAILY,
+    RAW_METRICS_HOURLY,
+    RAW_PLANS,
+    RAW_REGIMES_DAILY,
+    RAW_TRADES_CLOSED,
+    RAW_TRADES_OPEN,
+    STG_ACCOUNTS_DAILY,
+)
 
 AUTOMATION_SENSOR = "daily_profit_automation"
 
@@ -94,14 +112,14 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
 
 # The nightly run order: each asset and when it runs. Extra days widen the window for layers
 # whose day D changes when a later day lands (labels and outcomes read D's target span).
-RAW_DAILY = (
-    "raw_metrics_daily",
-    "raw_metrics_hourly",
-    "raw_trades_closed",
-    "raw_trades_open",
-    "raw_regimes_daily",
+RAW_DAILY: tuple[dg.AssetKey, ...] = (
+    RAW_METRICS_DAILY,
+    RAW_METRICS_HOURLY,
+    RAW_TRADES_CLOSED,
+    RAW_TRADES_OPEN,
+    RAW_REGIMES_DAILY,
 )
-SNAPSHOTS = ("raw_plans", "raw_metrics_alltime")
+SNAPSHOTS: tuple[dg.AssetKey, ...] = (RAW_PLANS, RAW_METRICS_ALLTIME)
 
 
 def _label_settle_days() -> int:
@@ -113,19 +131,19 @@ def _label_settle_days() -> int:
     return trading_calendar().longest_span_days() + LABEL_GRACE_DAYS
 
 
-FOLLOWERS: dict[str, int] = {
-    "stg_accounts_daily": 0,
-    "account_features_daily": 0,
-    "labels_next_session": _label_settle_days(),
-    "daily_predictions": 0,
-    "prediction_outcomes": _label_settle_days(),
-    "feature_drift": 0,
-    "model_performance": _label_settle_days(),
-    "desk_report": 0,
+FOLLOWERS: dict[dg.AssetKey, int] = {
+    STG_ACCOUNTS_DAILY: 0,
+    ACCOUNT_FEATURES_DAILY: 0,
+    LABELS_NEXT_SESSION: _label_settle_days(),
+    DAILY_PREDICTIONS: 0,
+    PREDICTION_OUTCOMES: _label_settle_days(),
+    FEATURE_DRIFT: 0,
+    MODEL_PERFORMANCE: _label_settle_days(),
+    DESK_REPORT: 0,
 }
 
 
-def condition_for(key: str) -> dg.AutomationCondition | None:
+def condition_for(key: dg.AssetKey) -> dg.AutomationCondition | None:
     if key in RAW_DAILY:
         return nightly_raw_days()
     if key in SNAPSHOTS:
@@ -146,18 +164,17 @@ WEEKLY_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-def freshness_for(key: str) -> dg.FreshnessPolicy | None:
+def freshness_for(key: dg.AssetKey) -> dg.FreshnessPolicy | None:
     if key in RAW_DAILY or key in SNAPSHOTS or key in FOLLOWERS:
         return NIGHTLY_FRESHNESS
-    if key == "profit_model":
+    if key == PROFIT_MODEL:
         return WEEKLY_FRESHNESS
     return None
 
 
 def with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     """The asset with its automation condition and freshness from the run order above."""
-    key = spec.key.to_user_string()
-    condition, freshness = condition_for(key), freshness_for(key)
+    condition, freshness = condition_for(spec.key), freshness_for(spec.key)
     if condition is not None:
         spec = spec.replace_attributes(automation_condition=condition)
     if freshness is not None:

@@ -31,6 +31,7 @@ from daily_profit.ingestion.reconcile import (
     hourly_vs_daily,
 )
 from daily_profit.privacy import IDENTITY_COLUMNS, mask_value
+from daily_profit.warehouse import records
 from daily_profit.warehouse.io import Warehouse
 
 SCHEMA_VALID = audit.SCHEMA_VALID
@@ -408,7 +409,7 @@ raw_checks = [
     ),
     *(
         check
-        for table in ("raw_plans", sources.METRICS_ALLTIME.table)
+        for table in (records.PLANS.table, sources.METRICS_ALLTIME.table)
         for check in _declared_checks(table, partitioned=False)
     ),
     closed_trades_reconcile,

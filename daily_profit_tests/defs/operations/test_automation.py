@@ -16,8 +16,12 @@ from dagster._core.events.log import EventLogEntry
 
 from daily_profit.config import get_settings
 from daily_profit.defs.metadata import targeting_latest
-from daily_profit.defs.operations.automation import RAW_DAILY, SNAPSHOTS
+from daily_profit.defs.operations import automation
 from daily_profit.defs.raw.checks import AUDIT_CHECKS, DAY_PUBLISHED
+
+# The raw assets by name, as the engine's requests below are keyed.
+RAW_DAILY = [k.to_user_string() for k in automation.RAW_DAILY]
+SNAPSHOTS = [k.to_user_string() for k in automation.SNAPSHOTS]
 
 BLOCKING = [name for name, blocking, _ in AUDIT_CHECKS if blocking] + [DAY_PUBLISHED]
 
