@@ -1,18 +1,26 @@
 """What a person does in the Dagster UI, in headless Chromium on `dagster dev` over a temporary
 instance with the sandbox: the asset graph, a raw asset's page, one day launched from the
 materialise dialog, the run's success, the day's checks passed on the Checks tab, and the
-metadata of the asset's latest materialisation."""
+metadata of the asset's latest materialisation; then the desk report's tables and plots in the
+metadata of its latest materialisation."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import dagster as dg
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from daily_profit.defs.desk.assets import desk_assets
+from daily_profit.defs.resources import WarehouseResource
 from daily_profit_tests.defs.dagster_dev import dagster_dev as running_dagster_dev
 from daily_profit_tests.defs.dagster_dev import wait_for_run
+from daily_profit_tests.defs.desk_store import DAY as DESK_DAY
+from daily_profit_tests.defs.desk_store import N_DAYS, build_desk_warehouse
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,9 +38,36 @@ CHECK_ROW = "[class*='AssetChecks_checkRow__']"
 
 @pytest.fixture
 def dagster_dev(tmp_path):
-    # A launch from the UI is the subject: the nightly automation stays off.
-    with running_dagster_dev(tmp_path, automation_enabled="false") as started:
+    """`dagster dev` on a warehouse that holds what the desk report reads (landed days,
+    features, labels and predictions of a simulated firm; no training), its partitions
+    covering those days. A launch from the UI is the subject: the nightly automation stays off."""
+    data = tmp_path / "data"
+    data.mkdir()
+    build_desk_warehouse(f"sqlite:///{data / 'warehouse.sqlite'}", tmp_path, n_accounts=60)
+    with running_dagster_dev(
+        tmp_path, automation_enabled="false", sandbox_days=str(N_DAYS)
+    ) as started:
         yield started
+
+
+def materialise_desk_report(env: dict[str, str], settings_env) -> None:
+    """The desk report of ``DESK_DAY`` recorded in the instance `dagster dev` shows, as a run
+    launched there would record it (in this process: the UI launch is tested above)."""
+    settings_env(
+        data_dir=env["DAILY_PROFIT_DATA_DIR"],
+        desk_simulations=2_000,
+        desk_backtest_simulations=500,
+        desk_backtest_days=8,
+    )
+    url = f"sqlite:///{env['DAILY_PROFIT_DATA_DIR']}/warehouse.sqlite"
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        result = dg.materialize(
+            desk_assets,
+            resources={"warehouse": WarehouseResource(url=url)},
+            instance=instance,
+            partition_key=DESK_DAY.isoformat(),
+        )
+    assert result.success
 
 
 def skip_welcome(base_url: str) -> None:
@@ -56,7 +91,24 @@ def open_asset_metadata(page: Page, base_url: str, asset_key: str, label: str) -
     return row
 
 
-def test_a_day_launched_from_an_asset_page_succeeds_with_its_checks(dagster_dev, page: Page):
+@contextmanager
+def rendered_markdown(page: Page, row: Locator) -> Iterator[Locator]:
+    """Where a Markdown metadata value is rendered: inline in its row when short, else in the
+    dialog its "[Show Markdown]" link opens (closed again on the way out)."""
+    link = row.get_by_text("[Show Markdown]")
+    if link.count() == 0:
+        yield row
+        return
+    link.click()
+    shown = page.get_by_role("dialog")
+    yield shown
+    shown.get_by_role("button", name="Close").click()
+    expect(shown).to_be_hidden()
+
+
+def test_a_day_launched_from_an_asset_page_succeeds_with_its_checks(
+    dagster_dev, page: Page, settings_env
+):
     port, env = dagster_dev
     base = f"http://127.0.0.1:{port}"
     skip_welcome(base)
@@ -107,3 +159,16 @@ def test_a_day_launched_from_an_asset_page_succeeds_with_its_checks(dagster_dev,
     rows_landed = open_asset_metadata(page, base, RAW_ASSET, "rows_landed")
     expect(rows_landed).to_contain_text(re.compile(r"\d"))
     open_asset_metadata(page, base, RAW_ASSET, "preview")
+
+    # The desk report: its ranking and firm tables rendered from the metadata's Markdown, and
+    # its plots as images.
+    materialise_desk_report(env, settings_env)
+    for label in ("ranking", "firm"):
+        with rendered_markdown(page, open_asset_metadata(page, base, "desk_report", label)) as md:
+            expect(md.get_by_role("table")).to_be_visible()
+            expect(md.get_by_role("row").nth(2)).to_be_visible()
+    row = open_asset_metadata(page, base, "desk_report", "firm_plot")
+    with rendered_markdown(page, row) as md:
+        plot = md.locator("img")
+        expect(plot).to_be_visible()
+        assert (plot.get_attribute("src") or "").startswith("data:image/png;base64,")
