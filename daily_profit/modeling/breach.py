@@ -10,6 +10,13 @@ calibration days:
 - ``isotonic``: a monotone step function; better in shape but hungry for positives, so it is
   used only when the calibration days hold at least ``min_isotonic_positives`` breaches.
 
+- ``stacked`` (the default when the rows' headroom is known): a logistic map of the score's logit
+  *and* the headroom rule's score (``rule_score``: how few typical moves of headroom are left).
+  The classifier learns from the train days' few breaches and can be over- or under-confident
+  on days it did not see; the rule is a single, stable score. Stacked, the probability leans on
+  each as far as the calibration days show it deserves, and it is never much worse than the
+  rule alone (the rule is one of the maps the stack can pick: weight 0 on the classifier).
+
 With no breach (or no non-breach) among the calibration rows nothing can be fitted, and the
 calibrator falls back to the smoothed base rate; that choice is recorded in ``method``.
 """
@@ -36,17 +43,31 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class BreachCalibrator:
     """A monotone map from raw classifier probability to calibrated probability."""
 
-    method: str  # "platt", "isotonic" or "base_rate"
+    method: str  # "platt", "stacked", "isotonic" or "base_rate"
     a: float = 1.0
     b: float = 0.0
     thresholds: tuple[float, ...] = field(default_factory=tuple)
     values: tuple[float, ...] = field(default_factory=tuple)
     base_rate: float = 0.0
+    rule_weight: float = 0.0  # "stacked": weight of the headroom rule's score
 
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
+    @property
+    def uses_rule(self) -> bool:
+        """Whether a probability needs the headroom rule's score of the row too."""
+        return self.method == "stacked"
+
+    def __call__(self, raw: np.ndarray, rule: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities of the classifier's ``raw`` output; ``rule``: each row's
+        ``rule_score``, required by a stacked calibrator."""
         raw = np.asarray(raw, dtype=np.float64)
         if self.method == "platt":
             p = _sigmoid(self.a * logit(raw) + self.b)
+        elif self.method == "stacked":
+            if rule is None:
+                raise ValueError(
+                    "this breach calibrator stacks the headroom rule: pass each row's rule score"
+                )
+            p = _sigmoid(self.a * logit(raw) + self.rule_weight * np.asarray(rule) + self.b)
         elif self.method == "isotonic":
             p = np.interp(raw, np.asarray(self.thresholds), np.asarray(self.values))
         else:
@@ -62,6 +83,7 @@ class BreachCalibrator:
             "thresholds": list(self.thresholds),
             "values": list(self.values),
             "base_rate": self.base_rate,
+            "rule_weight": self.rule_weight,
         }
 
     @classmethod
@@ -73,15 +95,17 @@ class BreachCalibrator:
             thresholds=tuple(float(v) for v in data["thresholds"]),  # type: ignore[attr-defined]
             values=tuple(float(v) for v in data["values"]),  # type: ignore[attr-defined]
             base_rate=float(data["base_rate"]),  # type: ignore[arg-type]
+            rule_weight=float(data.get("rule_weight", 0.0)),  # type: ignore[arg-type]
         )
 
 
-def _fit_platt(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Logistic regression of y on one score (L-BFGS; a weak ridge keeps separable data finite)."""
+def _fit_logistic(scores: np.ndarray, y: np.ndarray) -> tuple[list[float], float]:
+    """Logistic regression of y on the columns of ``scores`` (L-BFGS; a weak ridge keeps
+    separable data finite): the coefficients and the intercept."""
     from sklearn.linear_model import LogisticRegression
 
-    fit = LogisticRegression(C=100.0, solver="lbfgs", max_iter=1000).fit(score[:, None], y)
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    fit = LogisticRegression(C=100.0, solver="lbfgs", max_iter=1000).fit(scores, y)
+    return [float(c) for c in fit.coef_[0]], float(fit.intercept_[0])
 
 
 def _fit_isotonic(raw: np.ndarray, y: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -96,8 +120,11 @@ def fit_calibrator(
     y: np.ndarray,
     method: str = "auto",
     min_isotonic_positives: int = 200,
+    rule: np.ndarray | None = None,
 ) -> BreachCalibrator:
-    """Calibrate raw probabilities on calibration rows; ``method`` auto, platt or isotonic."""
+    """Calibrate raw probabilities on calibration rows; ``method`` auto, platt, stacked or
+    isotonic. ``rule``: the rows' headroom rule scores (``rule_score``); with them, auto is
+    stacked, without them platt, or isotonic from ``min_isotonic_positives`` breaches."""
     y = np.asarray(y, dtype=np.float64)
     positives = int(y.sum())
     # Laplace-smoothed base rate: with zero breaches seen the probability is small, not zero.
@@ -105,14 +132,23 @@ def fit_calibrator(
     if positives == 0 or positives == y.size:
         return BreachCalibrator(method="base_rate", base_rate=base_rate)
     if method == "auto":
-        method = "isotonic" if positives >= min_isotonic_positives else "platt"
+        if rule is not None:
+            method = "stacked"
+        else:
+            method = "isotonic" if positives >= min_isotonic_positives else "platt"
+    if method == "stacked":
+        if rule is None:
+            raise ValueError("a stacked breach calibrator needs the rows' rule scores")
+        scores = np.column_stack([logit(np.asarray(raw, dtype=np.float64)), np.asarray(rule)])
+        (a, c), b = _fit_logistic(scores, y)
+        return BreachCalibrator(method="stacked", a=a, b=b, rule_weight=c, base_rate=base_rate)
     if method == "isotonic":
         thresholds, values = _fit_isotonic(np.asarray(raw, dtype=np.float64), y)
         return BreachCalibrator(
             method="isotonic", thresholds=thresholds, values=values, base_rate=base_rate
         )
     if method == "platt":
-        a, b = _fit_platt(logit(np.asarray(raw, dtype=np.float64)), y)
+        (a,), b = _fit_logistic(logit(np.asarray(raw, dtype=np.float64))[:, None], y)
         return BreachCalibrator(method="platt", a=a, b=b, base_rate=base_rate)
     raise ValueError(f"unknown calibration method {method!r}")
 

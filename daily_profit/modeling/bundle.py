@@ -42,8 +42,8 @@ import pandas as pd
 import polars as pl
 import xgboost as xgb
 
-from daily_profit.modeling.baselines import MEAN_BASELINES, baseline_predictions
-from daily_profit.modeling.breach import BreachCalibrator
+from daily_profit.modeling.baselines import MEAN_BASELINES, baseline_predictions, min_headroom
+from daily_profit.modeling.breach import BreachCalibrator, rule_score
 from daily_profit.modeling.conformal import (
     REGIME_FLAGS,
     ConformalOffsets,
@@ -68,6 +68,9 @@ MODEL_TERM = "model"
 # The baselines the mean may lean on; "zero" needs no weight (it is what the weights leave out).
 STACK_BASELINES: tuple[str, ...] = tuple(b for b in MEAN_BASELINES if b != "zero")
 BASELINE_PREFIX = "baseline_"
+# What the breach calibrator stacks beside the classifier: the headroom rule's typical move
+# (trailing mean absolute span P&L), attached with the stacked baselines.
+RULE_INPUT = "typical_move"
 DRIFT_REFERENCE_FILE = "drift_reference.json"
 
 # A day's typical move is never taken as below one dollar: residuals are divided by it.
@@ -121,11 +124,14 @@ def baseline_column(name: str) -> str:
 def attach_baselines(
     rows: pl.DataFrame, history: pl.DataFrame, calendar: TradingCalendar | None = None
 ) -> pl.DataFrame:
-    """``rows`` plus a ``baseline_<name>`` column per stacked baseline, point in time from the
-    daily P&L ``history`` on the span target of ``calendar`` (default the configured trading
-    calendar; ``baselines.baseline_predictions``): what the stacked mean needs."""
+    """``rows`` plus a ``baseline_<name>`` column per stacked baseline and the headroom rule's
+    ``baseline_typical_move``, point in time from the daily P&L ``history`` on the span target
+    of ``calendar`` (default the configured trading calendar;
+    ``baselines.baseline_predictions``): what the stacked mean and the breach calibrator need."""
     base = baseline_predictions(rows, history, calendar)
-    return rows.with_columns([base[name].alias(baseline_column(name)) for name in STACK_BASELINES])
+    return rows.with_columns(
+        [base[name].alias(baseline_column(name)) for name in (*STACK_BASELINES, RULE_INPUT)]
+    )
 
 
 @dataclass(frozen=True)
@@ -284,6 +290,20 @@ class ModelBundle:
         """The breach model's matrix: the features, log scale, and headroom / scale ratios."""
         return breach_matrix(x, scale, self._headroom_idx())
 
+    def rule_scores(self, frame: pl.DataFrame | pd.DataFrame) -> np.ndarray | None:
+        """The headroom rule's score of each row when the breach calibrator stacks it."""
+        if not self.calibrator.uses_rule:
+            return None
+        column = baseline_column(RULE_INPUT)
+        if column not in frame.columns:
+            raise KeyError(
+                f"the breach probability stacks the headroom rule but the rows lack {column}: "
+                "attach it with bundle.attach_baselines(rows, daily_history)"
+            )
+        rows = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
+        typical = rows[column].cast(pl.Float64).to_numpy()
+        return rule_score(min_headroom(rows, self.headroom_columns), typical)
+
     def _headroom_idx(self) -> list[int]:
         return [self.feature_columns.index(c) for c in self.headroom_columns]
 
@@ -293,9 +313,11 @@ class ModelBundle:
         baselines: np.ndarray,
         weekday: np.ndarray | None,
         regime: np.ndarray | None = None,
+        rule: np.ndarray | None = None,
     ) -> Predictions:
         """``baselines``: ``baseline_matrix`` of the rows; ``weekday`` and ``regime``: of each
-        row's feature day, which pick the conformal groups (None: those groups are skipped)."""
+        row's feature day, which pick the conformal groups (None: those groups are skipped);
+        ``rule``: ``rule_scores`` of the rows."""
         scale = self.predict_scale(x)
         mx = self.mean_model_matrix(x, scale)
         model_term = scale * self.boosters["mean"].inplace_predict(mx).astype(np.float64)
@@ -307,13 +329,17 @@ class ModelBundle:
             scale=scale,
             expected=expected,
             quantiles=quantiles,
-            breach_probability=self.calibrator(np.asarray(raw_p, dtype=np.float64)),
+            breach_probability=self.calibrator(np.asarray(raw_p, dtype=np.float64), rule),
         )
 
     def predict(self, frame: pl.DataFrame | pd.DataFrame) -> Predictions:
         """Predictions for rows of features (plus ``date`` and the stack's baseline columns)."""
         return self.predict_matrix(
-            self.matrix(frame), self.baseline_matrix(frame), weekdays(frame), regimes(frame)
+            self.matrix(frame),
+            self.baseline_matrix(frame),
+            weekdays(frame),
+            regimes(frame),
+            self.rule_scores(frame),
         )
 
     def matrix(self, frame: pl.DataFrame | pd.DataFrame) -> np.ndarray:

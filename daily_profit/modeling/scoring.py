@@ -151,7 +151,9 @@ def score_accounts(
     x = bundle.matrix(frame)
     baselines = bundle.baseline_matrix(frame)
     t = timings.lap("matrix", t)
-    preds = bundle.predict_matrix(x, baselines, weekdays(frame), regimes(frame))
+    preds = bundle.predict_matrix(
+        x, baselines, weekdays(frame), regimes(frame), bundle.rule_scores(frame)
+    )
     t = timings.lap("predict", t)
     q = preds.quantiles
     risk = risk_score(preds.breach_probability, q[:, 0], equity_of(frame))

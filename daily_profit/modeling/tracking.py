@@ -49,6 +49,7 @@ from daily_profit.config import Settings
 from daily_profit.modeling.bundle import (
     DRIFT_REFERENCE_FILE,
     PREDICTION_COLUMNS,
+    RULE_INPUT,
     STACK_BASELINES,
     ModelBundle,
     baseline_column,
@@ -187,7 +188,8 @@ class ProfitModelPyfunc(PythonModel):
     """MLflow's face of a ``ModelBundle``: predict takes feature columns, returns predictions.
 
     Input: a pandas frame with the bundle's feature columns (doubles; strings for categorical
-    features), the ``baseline_<name>`` columns the mean stacks (``bundle.attach_baselines``),
+    features), the ``baseline_<name>`` columns the mean stacks and the breach rule's
+    ``baseline_typical_move`` (``bundle.attach_baselines``),
     optionally ``date`` (the feature day: the weekday picks the conformal cell; without it the
     scale band's offsets apply) and ``account_id``, which is passed through. Output: expected_net_profit,
     p05, p50, p95, breach_probability (plus account_id when given).
@@ -219,6 +221,9 @@ def model_signature(bundle: ModelBundle) -> ModelSignature:
     needed = bundle.stack.needed_baselines()
     for b in STACK_BASELINES:
         inputs.append(ColSpec("double", baseline_column(b), required=b in needed))
+    inputs.append(
+        ColSpec("double", baseline_column(RULE_INPUT), required=bundle.calibrator.uses_rule)
+    )
     outputs = [ColSpec("string", ID, required=False)]
     outputs += [ColSpec("double", c) for c in PREDICTION_COLUMNS]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
@@ -226,14 +231,14 @@ def model_signature(bundle: ModelBundle) -> ModelSignature:
 
 def model_input(frame: pl.DataFrame, bundle: ModelBundle) -> pd.DataFrame:
     """The pyfunc's input for ``frame``: account_id and date (if any), the features as doubles
-    and the stacked baselines the frame carries."""
+    and the stacked baselines (and the breach rule's typical move) the frame carries."""
     cols = [pl.col(ID).cast(pl.String)] if ID in frame.columns else []
     if DATE in frame.columns:
         cols.append(pl.col(DATE))
     for c in bundle.feature_columns:
         dtype = pl.String if c in bundle.categories else pl.Float64
         cols.append(pl.col(c).cast(dtype))
-    for b in STACK_BASELINES:
+    for b in (*STACK_BASELINES, RULE_INPUT):
         if baseline_column(b) in frame.columns:
             cols.append(pl.col(baseline_column(b)).cast(pl.Float64))
     return frame.select(cols).to_pandas()

@@ -48,11 +48,13 @@ from scipy.optimize import nnls
 from daily_profit.modeling.baselines import (
     MEAN_BASELINES,
     baseline_predictions,
+    min_headroom,
 )
-from daily_profit.modeling.breach import fit_calibrator
+from daily_profit.modeling.breach import fit_calibrator, rule_score
 from daily_profit.modeling.bundle import (
     DEFAULT_SCALE_FLOOR,
     MODEL_TERM,
+    RULE_INPUT,
     STACK_BASELINES,
     MeanInputs,
     MeanStack,
@@ -837,8 +839,18 @@ def train_profit_model(
         q_raw, cal.y, scale_cal, weekdays(split.calibration), regimes(split.calibration)
     )
     raw_p = breach_booster.inplace_predict(breach_matrix(cal.x, scale_cal, headroom_idx))
+    # The headroom rule's score of the calibration rows: the calibrator stacks it beside the
+    # classifier (``breach.py``); without headroom columns there is no rule to stack.
+    rule = (
+        rule_score(min_headroom(split.calibration, headroom), cal_base[RULE_INPUT].to_numpy())
+        if headroom
+        else None
+    )
     calibrator = fit_calibrator(
-        np.asarray(raw_p, dtype=np.float64), cal.breach, method=config.calibration_method
+        np.asarray(raw_p, dtype=np.float64),
+        cal.breach,
+        method=config.calibration_method,
+        rule=rule,
     )
     scale_diagnostics = {
         "rms_y_over_s_train_in_sample": rms_in_scale_units(

@@ -69,11 +69,17 @@ def test_walk_forward_trains_only_on_the_past_and_scores_every_out_of_sample_row
     small: SyntheticData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[dt.date] = []
+    calibration_gaps: list[int] = []
     real = train_module.train_profit_model
 
     def spy(frame: pl.DataFrame, *args: object, **kwargs: object) -> object:
         seen.append(label_dates(frame).max())
-        return real(frame, *args, **kwargs)
+        result = real(frame, *args, **kwargs)
+        # Sessions between the last calibration day and the origin's last feature day.
+        days = frame[DATE].unique().sort().to_list()
+        end = dt.date.fromisoformat(result.bundle.metadata["calibration_window"]["end"])
+        calibration_gaps.append(len([d for d in days if d > end]))
+        return result
 
     monkeypatch.setattr("daily_profit.modeling.walk_forward.train_profit_model", spy)
     config = WalkForwardConfig(step_days=10, min_train_days=25)
@@ -87,6 +93,10 @@ def test_walk_forward_trains_only_on_the_past_and_scores_every_out_of_sample_row
     )
     origins = [o.origin for o in result.origins]
     assert len(seen) == len(origins) and all(s <= o.day for s, o in zip(seen, origins, strict=True))
+    # Each origin calibrates on its most recent days: after its calibration days come only the
+    # split's gaps and the shortest test segment (3 days), not a fifth of its history.
+    min_test = QUICK.split.min_days_per_segment
+    assert all(g <= min_test + 2 * QUICK.split.gap_days for g in calibration_gaps)
     oos = result.out_of_sample
     first = origins[0].day
     expected = usable_rows(small.frame).filter(pl.col(DATE) >= first)
