@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         description="Celery result backend; default rpc:// (over a RabbitMQ broker). With a "
         "Redis broker set it to a Redis URL. A secret, it may embed a password.",
     )
+    dask_scheduler_address: str | None = Field(
+        default=None,
+        description="Dask scheduler (tcp://host:8786). Set: every XGBoost fit of training "
+        "(profit_model, model_walk_forward) runs through xgboost.dask on its workers (`dask "
+        "worker` on any host); unset: in the training step's own process.",
+    )
     plans_csv_path: Path | None = Field(
         default=None,
         description="Plans CSV export; default the one the sandbox writes under data_dir.",

@@ -5,6 +5,7 @@ No Dagster here, and importing the package imports nothing heavy; each module do
 - ``dataset``: the modeling frame's columns, usable labels, the gapped time split and folds;
 - ``bundle``: the trained bundle (four boosters, offsets, calibrator), its predict and save/load;
 - ``train``: ``train_profit_model`` (search, fit, calibrate) -> ``TrainResult``;
+- ``boosting``: where the XGBoost fits run, in this process or on a Dask cluster;
 - ``conformal``: locally adaptive conformal offsets of the quantiles;
 - ``breach``: breach probability calibration and the headroom rule's score;
 - ``baselines``: point-in-time baselines from P&L history;

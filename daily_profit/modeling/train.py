@@ -50,6 +50,7 @@ from daily_profit.modeling.baselines import (
     baseline_predictions,
     min_headroom,
 )
+from daily_profit.modeling.boosting import LOCAL, Fitter, open_fitter
 from daily_profit.modeling.breach import fit_calibrator, rule_score
 from daily_profit.modeling.bundle import (
     DEFAULT_SCALE_FLOOR,
@@ -133,6 +134,9 @@ class TrainConfig:
     scale_blocks: int = 4
     # The stack is kept only when its held-out MSE is below the best baseline's by this share.
     stack_min_gain: float = 0.0
+    # A Dask scheduler (tcp://host:8786): every booster is then fitted through xgboost.dask on
+    # its workers (``boosting.DaskFitter``). None: in this process, as always.
+    dask_scheduler_address: str | None = None
 
     def threads(self) -> int:
         return self.n_threads or os.cpu_count() or 1
@@ -248,21 +252,23 @@ def _normalised_weights(scale: np.ndarray, power: float) -> np.ndarray:
 
 
 def _train(
+    fitter: Fitter,
     params: dict[str, Any],
-    dtrain: xgb.DMatrix,
+    dtrain: Any,
     rounds: int,
-    dvalid: xgb.DMatrix | None = None,
+    dvalid: Any = None,
     early_stopping: int | None = None,
 ) -> tuple[xgb.Booster, int]:
-    """A booster and its number of useful rounds (best iteration + 1 with early stopping)."""
+    """A booster and its number of useful rounds (best iteration + 1 with early stopping).
+
+    Every fit of training comes through here, on ``fitter``'s matrices (``_qdm``)."""
     evals = [(dvalid, "valid")] if dvalid is not None else []
-    booster = xgb.train(
+    booster = fitter.train(
         params,
         dtrain,
-        num_boost_round=rounds,
-        evals=evals,
-        early_stopping_rounds=early_stopping if dvalid is not None else None,
-        verbose_eval=False,
+        rounds,
+        evals,
+        early_stopping if dvalid is not None else None,
     )
     if dvalid is not None and early_stopping:
         return booster, int(booster.best_iteration) + 1
@@ -270,7 +276,13 @@ def _train(
 
 
 def _fit_scale(
-    part: _Part, rounds: int, seed: int, threads: int, valid: _Part | None = None, es: int = 0
+    part: _Part,
+    rounds: int,
+    seed: int,
+    threads: int,
+    valid: _Part | None = None,
+    es: int = 0,
+    fitter: Fitter = LOCAL,
 ) -> tuple[xgb.Booster, int]:
     params = {
         **SCALE_PARAMS,
@@ -279,9 +291,9 @@ def _fit_scale(
         "seed": seed,
         "nthread": threads,
     }
-    dtrain = _qdm(part.x, np.square(part.y), None, threads)
-    dvalid = _qdm(valid.x, np.square(valid.y), None, threads, ref=dtrain) if valid else None
-    return _train(params, dtrain, rounds, dvalid, es or None)
+    dtrain = _qdm(fitter, part.x, np.square(part.y), None, threads)
+    dvalid = _qdm(fitter, valid.x, np.square(valid.y), None, threads, ref=dtrain) if valid else None
+    return _train(fitter, params, dtrain, rounds, dvalid, es or None)
 
 
 def _predict_scale(booster: xgb.Booster, x: np.ndarray, floor: float, n_rounds: int) -> np.ndarray:
@@ -320,7 +332,9 @@ def scale_blocks(
     )
 
 
-def cross_fit_scale(part: _Part, rounds: int, config: TrainConfig) -> np.ndarray:
+def cross_fit_scale(
+    part: _Part, rounds: int, config: TrainConfig, fitter: Fitter = LOCAL
+) -> np.ndarray:
     """Out-of-block scale s(x) of every row of ``part`` (see ``scale_blocks``).
 
     Fitted and then used on the same rows, the scale is too small where it overfits (rms of
@@ -332,7 +346,7 @@ def cross_fit_scale(part: _Part, rounds: int, config: TrainConfig) -> np.ndarray
     out = np.empty(part.y.size)
     threads = config.threads()
     for held, fit in scale_blocks(part.days, config.scale_blocks, config.split.gap_days):
-        booster, _ = _fit_scale(part.subset(fit), rounds, config.seed, threads)
+        booster, _ = _fit_scale(part.subset(fit), rounds, config.seed, threads, fitter=fitter)
         out[held] = _predict_scale(booster, part.x[held], config.scale_floor, rounds)
     return out
 
@@ -343,27 +357,28 @@ def rms_in_scale_units(y: np.ndarray, scale: np.ndarray) -> float:
 
 
 def _qdm(
+    fitter: Fitter,
     x: np.ndarray,
     label: np.ndarray,
     weight: np.ndarray | None,
     threads: int,
-    ref: xgb.QuantileDMatrix | None = None,
-) -> xgb.QuantileDMatrix:
+    ref: Any = None,
+) -> Any:
     """Training matrix with its histogram cuts computed once (validation reuses the fit's)."""
-    return xgb.QuantileDMatrix(
-        x, label=label, weight=weight, nthread=threads, max_bin=MAX_BIN, ref=ref
-    )
+    return fitter.matrix(x, label, weight, threads, MAX_BIN, ref)
 
 
 def _mean_dmatrix(
+    fitter: Fitter,
     part: _Part,
     scale: np.ndarray,
     power: float,
     spec: MeanInputs,
     threads: int,
-    ref: xgb.QuantileDMatrix | None = None,
-) -> xgb.QuantileDMatrix:
+    ref: Any = None,
+) -> Any:
     return _qdm(
+        fitter,
         mean_matrix(part.x, scale, spec),
         part.y / scale,
         _normalised_weights(scale, power),
@@ -373,13 +388,14 @@ def _mean_dmatrix(
 
 
 def _breach_dmatrix(
+    fitter: Fitter,
     part: _Part,
     scale: np.ndarray,
     headroom_idx: list[int],
     threads: int,
-    ref: xgb.QuantileDMatrix | None = None,
-) -> xgb.QuantileDMatrix:
-    return _qdm(breach_matrix(part.x, scale, headroom_idx), part.breach, None, threads, ref)
+    ref: Any = None,
+) -> Any:
+    return _qdm(fitter, breach_matrix(part.x, scale, headroom_idx), part.breach, None, threads, ref)
 
 
 def _mean_params(trial: dict[str, float], seed: int, threads: int) -> dict[str, Any]:
@@ -487,17 +503,18 @@ class _FoldData:
     scale_valid: np.ndarray
     threads: int
     spec: MeanInputs
-    _cache: dict[tuple[str, float], tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]] = field(
-        default_factory=dict
-    )
+    fitter: Fitter = LOCAL
+    _cache: dict[tuple[str, float], tuple[Any, Any]] = field(default_factory=dict)
 
-    def normalised(self, power: float) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
+    def normalised(self, power: float) -> tuple[Any, Any]:
         """Fit and validation matrices of y / s weighted by s^power."""
         key = ("normalised", power)
         if key not in self._cache:
-            d_fit = _mean_dmatrix(self.fit, self.scale_fit, power, self.spec, self.threads)
+            d_fit = _mean_dmatrix(
+                self.fitter, self.fit, self.scale_fit, power, self.spec, self.threads
+            )
             d_val = _mean_dmatrix(
-                self.valid, self.scale_valid, power, self.spec, self.threads, d_fit
+                self.fitter, self.valid, self.scale_valid, power, self.spec, self.threads, d_fit
             )
             self._cache[key] = (d_fit, d_val)
         return self._cache[key]
@@ -506,11 +523,15 @@ class _FoldData:
     def valid_mean_matrix(self) -> np.ndarray:
         return mean_matrix(self.valid.x, self.scale_valid, self.spec)
 
-    def breach(self, headroom_idx: list[int]) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
+    def breach(self, headroom_idx: list[int]) -> tuple[Any, Any]:
         key = ("breach", 0.0)
         if key not in self._cache:
-            d_fit = _breach_dmatrix(self.fit, self.scale_fit, headroom_idx, self.threads)
-            d_val = _breach_dmatrix(self.valid, self.scale_valid, headroom_idx, self.threads, d_fit)
+            d_fit = _breach_dmatrix(
+                self.fitter, self.fit, self.scale_fit, headroom_idx, self.threads
+            )
+            d_val = _breach_dmatrix(
+                self.fitter, self.valid, self.scale_valid, headroom_idx, self.threads, d_fit
+            )
             self._cache[key] = (d_fit, d_val)
         return self._cache[key]
 
@@ -575,9 +596,12 @@ def _run_trial(
     threads, seed, es = config.threads(), config.seed, config.early_stopping_rounds
     mses, pins, lls, r_mean, r_q, r_b, oof = [], [], [], [], [], [], []
     for fold in folds:
+        fitter = fold.fitter
         # Mean: squared error on y / s, scored in dollars.
         d_fit, d_val = fold.normalised(trial["mean_weight_power"])
-        booster, n = _train(_mean_params(trial, seed, threads), d_fit, config.max_rounds, d_val, es)
+        booster, n = _train(
+            fitter, _mean_params(trial, seed, threads), d_fit, config.max_rounds, d_val, es
+        )
         pred = fold.scale_valid * booster.inplace_predict(
             fold.valid_mean_matrix, iteration_range=(0, n)
         ).astype(np.float64)
@@ -587,7 +611,7 @@ def _run_trial(
         # Quantiles: pinball on y / s, scored in dollars.
         d_fit, d_val = fold.normalised(trial["quantile_weight_power"])
         booster, n = _train(
-            _quantile_params(trial, seed, threads), d_fit, config.max_rounds, d_val, es
+            fitter, _quantile_params(trial, seed, threads), d_fit, config.max_rounds, d_val, es
         )
         q = booster.inplace_predict(fold.valid_mean_matrix, iteration_range=(0, n)).astype(
             np.float64
@@ -598,6 +622,7 @@ def _run_trial(
         if 0 < fold.fit.breach.sum() < fold.fit.breach.size:
             d_fit, d_val = fold.breach(headroom_idx)
             booster, n = _train(
+                fitter,
                 _breach_params(trial, seed, threads, monotone),
                 d_fit,
                 config.max_rounds,
@@ -633,6 +658,7 @@ def search(
     categories: dict[str, list[str]],
     headroom_idx: list[int],
     config: TrainConfig,
+    fitter: Fitter = LOCAL,
 ) -> SearchReport:
     """Expanding-window time-series CV over the train days under the configured budget."""
     started = time.perf_counter()
@@ -649,10 +675,10 @@ def search(
             _Part.of(fold.valid, features, categories),
         )
         booster, n = _fit_scale(
-            fit, config.max_rounds, seed, threads, valid, config.early_stopping_rounds
+            fit, config.max_rounds, seed, threads, valid, config.early_stopping_rounds, fitter
         )
         scale_rounds.append(n)
-        scale_fit = cross_fit_scale(fit, n, config)
+        scale_fit = cross_fit_scale(fit, n, config, fitter)
         rms_fit.append(rms_in_scale_units(fit.y, scale_fit))
         folds.append(
             _FoldData(
@@ -662,6 +688,7 @@ def search(
                 scale_valid=_predict_scale(booster, valid.x, config.scale_floor, n),
                 threads=threads,
                 spec=MeanInputs.for_features(features),
+                fitter=fitter,
             )
         )
     results: list[TrialResult] = []
@@ -782,35 +809,44 @@ def train_profit_model(
 
     # String features are coded from the train days only, like everything else that is learned.
     categories = learn_categories(split.train, features)
-    report = search(split.train, features, categories, headroom_idx, config)
-    trials = {t.index: t for t in report.trials}
-    best_mean, best_q, best_b = (
-        trials[report.best_mean],
-        trials[report.best_quantile],
-        trials[report.best_breach],
-    )
+    # Every fit of search and refit through one fitter: all in this process, or all on the
+    # configured Dask cluster (the client is closed once the boosters are back here).
+    with open_fitter(config.dask_scheduler_address) as fitter:
+        report = search(split.train, features, categories, headroom_idx, config, fitter)
+        trials = {t.index: t for t in report.trials}
+        best_mean, best_q, best_b = (
+            trials[report.best_mean],
+            trials[report.best_quantile],
+            trials[report.best_breach],
+        )
 
-    spec = MeanInputs.for_features(features)
-    train = _Part.of(split.train, features, categories)
-    scale_booster, _ = _fit_scale(train, report.scale_rounds, seed, threads)
-    # Everything fitted on the train days learns from the cross-fitted scale, never from the
-    # scale booster's own in-sample output.
-    scale_train = cross_fit_scale(train, report.scale_rounds, config)
-    mean_booster, _ = _train(
-        _mean_params(best_mean.params, seed, threads),
-        _mean_dmatrix(train, scale_train, best_mean.params["mean_weight_power"], spec, threads),
-        best_mean.mean_rounds,
-    )
-    quantile_booster, _ = _train(
-        _quantile_params(best_q.params, seed, threads),
-        _mean_dmatrix(train, scale_train, best_q.params["quantile_weight_power"], spec, threads),
-        best_q.quantile_rounds,
-    )
-    breach_booster, _ = _train(
-        _breach_params(best_b.params, seed, threads, breach_monotone(features, len(headroom))),
-        _breach_dmatrix(train, scale_train, headroom_idx, threads),
-        best_b.breach_rounds if 0 < train.breach.sum() < train.breach.size else 1,
-    )
+        spec = MeanInputs.for_features(features)
+        train = _Part.of(split.train, features, categories)
+        scale_booster, _ = _fit_scale(train, report.scale_rounds, seed, threads, fitter=fitter)
+        # Everything fitted on the train days learns from the cross-fitted scale, never from
+        # the scale booster's own in-sample output.
+        scale_train = cross_fit_scale(train, report.scale_rounds, config, fitter)
+        mean_power = best_mean.params["mean_weight_power"]
+        mean_booster, _ = _train(
+            fitter,
+            _mean_params(best_mean.params, seed, threads),
+            _mean_dmatrix(fitter, train, scale_train, mean_power, spec, threads),
+            best_mean.mean_rounds,
+        )
+        quantile_power = best_q.params["quantile_weight_power"]
+        quantile_booster, _ = _train(
+            fitter,
+            _quantile_params(best_q.params, seed, threads),
+            _mean_dmatrix(fitter, train, scale_train, quantile_power, spec, threads),
+            best_q.quantile_rounds,
+        )
+        breach_booster, _ = _train(
+            fitter,
+            _breach_params(best_b.params, seed, threads, breach_monotone(features, len(headroom))),
+            _breach_dmatrix(fitter, train, scale_train, headroom_idx, threads),
+            best_b.breach_rounds if 0 < train.breach.sum() < train.breach.size else 1,
+        )
+        trained_on = fitter.describe()
 
     # The stack's weights, from the chosen mean trial's out-of-fold predictions (train days).
     oof_rows = report.valid_rows
@@ -918,6 +954,9 @@ def train_profit_model(
     description["feature_set_versions"] = versions
     description["stack"] = stack.as_dict()
     description["scale_diagnostics"] = scale_diagnostics
+    if trained_on["backend"] != "local":
+        # Only when it is news: a local fit's description stays what it always was.
+        description["trained_on"] = trained_on
     return TrainResult(
         bundle=bundle,
         split=split,

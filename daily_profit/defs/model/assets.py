@@ -206,6 +206,7 @@ def profit_model(
         seed=config.seed,
         window_days=config.window_days,
         budget=SearchBudget(n_trials=config.n_trials, max_seconds=config.max_search_seconds),
+        dask_scheduler_address=get_settings().dask_scheduler_address,
     )
     result = train_profit_model(frame, config=train_config, history=history)
     truth = _sandbox_truth(calendar)

@@ -155,6 +155,7 @@ def model_walk_forward(
         budget=SearchBudget(
             n_trials=config.n_trials, max_seconds=config.max_search_seconds, n_folds=config.n_folds
         ),
+        dask_scheduler_address=settings.dask_scheduler_address,
     )
 
     def progress(done: OriginResult) -> None:
