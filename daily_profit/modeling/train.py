@@ -51,7 +51,7 @@ from daily_profit.modeling.baselines import (
     min_headroom,
 )
 from daily_profit.modeling.boosting import LOCAL, Fitter, open_fitter
-from daily_profit.modeling.breach import fit_calibrator, rule_score
+from daily_profit.modeling.breach import average_with_rule, fit_calibrator, rule_score
 from daily_profit.modeling.bundle import (
     DEFAULT_SCALE_FLOOR,
     MODEL_TERM,
@@ -61,6 +61,7 @@ from daily_profit.modeling.bundle import (
     MeanStack,
     ModelBundle,
     attach_baselines,
+    baseline_column,
     breach_matrix,
     feature_matrix,
     learn_categories,
@@ -742,6 +743,12 @@ def coverage_table(rows: pl.DataFrame, predictions: pl.DataFrame) -> pl.DataFram
     return conditional_coverage(frame, predictions["scale"].to_numpy())
 
 
+def _rule_scores(rows: pl.DataFrame, headroom: Sequence[str]) -> np.ndarray:
+    """The headroom rule's score of rows carrying the attached baselines."""
+    typical = rows[baseline_column(RULE_INPUT)].cast(pl.Float64).to_numpy()
+    return rule_score(min_headroom(rows, headroom), typical)
+
+
 def resolve_headroom(
     frame: pl.DataFrame, config: TrainConfig, features: Sequence[str]
 ) -> list[str]:
@@ -877,17 +884,21 @@ def train_profit_model(
     raw_p = breach_booster.inplace_predict(breach_matrix(cal.x, scale_cal, headroom_idx))
     # The headroom rule's score of the calibration rows: the calibrator stacks it beside the
     # classifier (``breach.py``); without headroom columns there is no rule to stack.
-    rule = (
-        rule_score(min_headroom(split.calibration, headroom), cal_base[RULE_INPUT].to_numpy())
-        if headroom
-        else None
-    )
+    rule = _rule_scores(split.calibration, headroom) if headroom else None
     calibrator = fit_calibrator(
         np.asarray(raw_p, dtype=np.float64),
         cal.breach,
         method=config.calibration_method,
         rule=rule,
     )
+    if rule is not None:
+        # The rule's own map learns from the train days' breaches too (it has no fitted
+        # classifier whose in-sample output could flatter it there).
+        calibrator = average_with_rule(
+            calibrator,
+            np.concatenate([_rule_scores(split.train, headroom), rule]),
+            np.concatenate([train.breach, cal.breach]),
+        )
     scale_diagnostics = {
         "rms_y_over_s_train_in_sample": rms_in_scale_units(
             train.y, _predict_scale(scale_booster, train.x, config.scale_floor, report.scale_rounds)

@@ -37,8 +37,16 @@ from daily_profit.modeling.baselines import (
     baseline_predictions,
     fit_breach_rule,
 )
-from daily_profit.modeling.bundle import attach_baselines
-from daily_profit.modeling.dataset import BREACH, DATE, ID, TARGET, label_dates, usable_rows
+from daily_profit.modeling.bundle import ModelBundle, attach_baselines
+from daily_profit.modeling.dataset import (
+    BREACH,
+    DATE,
+    ID,
+    LABEL_DATE,
+    TARGET,
+    label_dates,
+    usable_rows,
+)
 from daily_profit.modeling.evaluate import (
     TRUTH_MEAN,
     EvaluationReport,
@@ -48,6 +56,7 @@ from daily_profit.modeling.evaluate import (
     interval_score,
     mse,
 )
+from daily_profit.modeling.recalibration import RECENT_SESSIONS, model_stretches, stretch_frame
 from daily_profit.modeling.train import TrainConfig, predictions_frame, train_profit_model
 from daily_profit.trading_calendar import TradingCalendar
 
@@ -184,6 +193,27 @@ def origin_train_config(train_config: TrainConfig) -> TrainConfig:
     return replace(train_config, split=replace(train_config.split, test_share=ORIGIN_TEST_SHARE))
 
 
+def _recalibrated(
+    predictions: pl.DataFrame,
+    rows: pl.DataFrame,
+    fitted: pl.DataFrame,
+    bundle: ModelBundle,
+    history: pl.DataFrame,
+    calendar: TradingCalendar,
+) -> pl.DataFrame:
+    """The origin's predictions with each day's interval stretched by the outcomes known that
+    day (``recalibration``): the last sessions before the origin and the origin's own earlier
+    days, as the nightly predictions do."""
+    recent_days = fitted[DATE].unique().sort().to_list()[-RECENT_SESSIONS:]
+    known = pl.concat(
+        [fitted.filter(pl.col(DATE).is_in(recent_days)), rows], how="diagonal_relaxed"
+    )
+    known = known.with_columns(label_dates(known).alias(LABEL_DATE))
+    days = predictions[DATE].unique().sort().to_list()
+    stretches = model_stretches(bundle, attach_baselines(known, history, calendar), days)
+    return stretch_frame(predictions, stretches)
+
+
 def run_origin(
     frame: pl.DataFrame,
     origin: Origin,
@@ -206,9 +236,16 @@ def run_origin(
         history=history,
         calendar=calendar,
     )
-    predictions = predictions_frame(attach_baselines(rows, history, calendar), result.bundle)
-    base = baseline_predictions(rows, history, calendar)
     fitted = usable_rows(train)
+    predictions = _recalibrated(
+        predictions_frame(attach_baselines(rows, history, calendar), result.bundle),
+        rows,
+        fitted,
+        result.bundle,
+        history,
+        calendar,
+    )
+    base = baseline_predictions(rows, history, calendar)
     rule = fit_breach_rule(fitted, history, result.bundle.headroom_columns, calendar)
     rule_p = rule.predict(rows, base)
     report = evaluate_predictions(predictions, base, breach_rule_probability=rule_p, truth=truth)

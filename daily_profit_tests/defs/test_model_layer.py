@@ -89,6 +89,12 @@ def test_train_promote_predict_and_keep_every_version(store, tmp_path):
         tags=RANGE_TAGS,
     )
     assert predicted.success
+    # The latest days' intervals were recalibrated on the outcomes of the sessions before them.
+    scored = predicted.get_asset_materialization_events()[-1]  # one per day, alike
+    stretch = scored.materialization.metadata["interval_stretch"].value
+    values = [v for by_day in stretch.values() for v in by_day.values()]
+    assert len(values) == 5 and all(0.5 <= v <= 3.0 for v in values)
+    assert any(v != 1.0 for v in values)
     rows = store.read_partitions("daily_predictions", FIRST, LAST)
     # Predictions only for sessions, each saying the span it is for (Friday: Saturday..Monday).
     features = trading_calendar().only_sessions(

@@ -11,6 +11,7 @@ import pytest
 
 from daily_profit.modeling import train as train_module
 from daily_profit.modeling.dataset import DATE, ID, TARGET, label_dates, usable_rows
+from daily_profit.modeling.recalibration import STRETCH_BOUNDS, STRETCH_COLUMN
 from daily_profit.modeling.synthetic import SyntheticData, make_synthetic
 from daily_profit.modeling.train import SearchBudget, TrainConfig
 from daily_profit.modeling.walk_forward import (
@@ -98,6 +99,12 @@ def test_walk_forward_trains_only_on_the_past_and_scores_every_out_of_sample_row
     min_test = QUICK.split.min_days_per_segment
     assert all(g <= min_test + 2 * QUICK.split.gap_days for g in calibration_gaps)
     oos = result.out_of_sample
+    # Every day's interval is recalibrated on the outcomes known that day, within bounds, and
+    # the stretch widens or narrows the interval about its median only.
+    stretch = oos[STRETCH_COLUMN].to_numpy()
+    assert ((stretch >= STRETCH_BOUNDS[0]) & (stretch <= STRETCH_BOUNDS[1])).all()
+    assert oos.group_by(DATE).agg(pl.col(STRETCH_COLUMN).n_unique())[STRETCH_COLUMN].max() == 1
+    assert (oos["p05"] <= oos["p50"]).all() and (oos["p50"] <= oos["p95"]).all()
     first = origins[0].day
     expected = usable_rows(small.frame).filter(pl.col(DATE) >= first)
     assert oos.height == expected.height

@@ -30,8 +30,10 @@ from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.features.labels import LABEL_SCHEMA
 from daily_profit.modeling import outcomes as outcomes_core
 from daily_profit.modeling.bundle import attach_baselines
+from daily_profit.modeling.dataset import usable_rows
 from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result, truth_over_spans
 from daily_profit.modeling.promotion import PromotionCriteria, PromotionDecision, promote_challenger
+from daily_profit.modeling.recalibration import RECENT_SESSIONS, day_stretch, model_stretches
 from daily_profit.modeling.scoring import score_accounts
 from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version, log_training_run
 from daily_profit.modeling.train import SearchBudget, TrainConfig, train_profit_model
@@ -299,10 +301,24 @@ def daily_predictions(
     store = warehouse.get()
     target = mlflow.target()
     calendar = trading_calendar()
-    # The stacked mean needs each account's baselines of D, from its whole daily history.
-    features = attach_baselines(
-        calendar.only_sessions(store.read_partitions("account_features_daily", days[0], days[-1])),
+    # The stacked mean needs each account's baselines of D, from its whole daily history; the
+    # sessions before the window are read too, for the intervals' recent recalibration.
+    recent_start = calendar.sessions_back(days[0], RECENT_SESSIONS + 1)[0]
+    with_recent = attach_baselines(
+        calendar.only_sessions(
+            store.read_partitions("account_features_daily", recent_start, days[-1])
+        ),
         daily_pnl_history(store, days[-1]),
+    )
+    features = with_recent.filter(pl.col("date") >= days[0])
+    # Earlier sessions with their realised outcomes (``recalibration``: a day reads only the
+    # outcomes known at its close).
+    known_rows = usable_rows(
+        with_recent.join(
+            store.read_partitions("labels_next_session", recent_start, days[-1]),
+            on=["date", "account_id"],
+            how="inner",
+        )
     )
     models = [
         (role, version)
@@ -317,12 +333,22 @@ def daily_predictions(
     )
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     scored = []
+    stretch_by_role: dict[str, dict[str, float]] = {}
     for role, loaded in models:
         if loaded.version in seen:
             continue  # the champion is also the challenger right after a promotion
         seen.add(loaded.version)
+        stretches = model_stretches(loaded.bundle, known_rows, days)
+        stretch_by_role[role] = {
+            d.isoformat(): round(v, 3) for d, v in stretches.items() if d in days[-5:]
+        }
         out = calendar.with_spans(
-            score_accounts(loaded.bundle, features, model_version=loaded.version)
+            score_accounts(
+                loaded.bundle,
+                features,
+                model_version=loaded.version,
+                interval_stretch=day_stretch(features["date"], stretches),
+            )
         )
         fitted_end = dt.date.fromisoformat(loaded.calibration_end)
         scored.append(
@@ -375,6 +401,9 @@ def daily_predictions(
                 }
             ),
             "models": json_value({role: v.version for role, v in models}),
+            # How far the last sessions' outcomes widened (> 1) or narrowed each model's
+            # calibrated interval on the latest days (``recalibration``).
+            "interval_stretch": json_value(stretch_by_role),
             "in_sample_rows": int(current["in_sample"].sum()) if current.height else 0,
             "little_history_accounts": int(
                 current.filter(pl.col("history_days") < LITTLE_HISTORY_DAYS)[
