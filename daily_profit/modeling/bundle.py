@@ -12,7 +12,8 @@ Four XGBoost boosters share one feature list:
   rows the finite-sample fit listens to (w = 2 is exactly raw-dollar MSE). The expected profit is
   a stack (``MeanStack``): w_model * s(x) * f(x) + sum of w_b * baseline_b over the named
   baselines (yesterday, trailing 5 and 20 days, account mean; zero is what the weights leave
-  out), with non-negative weights, or exactly the best baseline when the model did not beat it
+  out) and of the account mean shrunk toward zero by its number of sessions
+  (``baselines.SHRUNK_ACCOUNT_MEANS``), with non-negative weights, or exactly the best baseline when the model did not beat it
   on held-out days (the fallback);
 - ``quantile``: multi-quantile regression (p05, p50, p95) of y / s(x), rescaled by s(x), then
   shifted by Mondrian conformal offsets per (weekday, scale band) cell (``conformal.py``);
@@ -42,7 +43,12 @@ import pandas as pd
 import polars as pl
 import xgboost as xgb
 
-from daily_profit.modeling.baselines import MEAN_BASELINES, baseline_predictions, min_headroom
+from daily_profit.modeling.baselines import (
+    MEAN_BASELINES,
+    SHRUNK_ACCOUNT_MEANS,
+    baseline_predictions,
+    min_headroom,
+)
 from daily_profit.modeling.breach import BreachCalibrator, rule_score
 from daily_profit.modeling.conformal import (
     REGIME_FLAGS,
@@ -66,7 +72,10 @@ PREDICTION_COLUMNS = (
 BUNDLE_FORMAT = 2
 MODEL_TERM = "model"
 # The baselines the mean may lean on; "zero" needs no weight (it is what the weights leave out).
-STACK_BASELINES: tuple[str, ...] = tuple(b for b in MEAN_BASELINES if b != "zero")
+STACK_BASELINES: tuple[str, ...] = (
+    *(b for b in MEAN_BASELINES if b != "zero"),
+    *SHRUNK_ACCOUNT_MEANS,
+)
 BASELINE_PREFIX = "baseline_"
 # What the breach calibrator stacks beside the classifier: the headroom rule's typical move
 # (trailing mean absolute span P&L), attached with the stacked baselines.

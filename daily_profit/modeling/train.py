@@ -47,6 +47,7 @@ from scipy.optimize import nnls
 
 from daily_profit.modeling.baselines import (
     MEAN_BASELINES,
+    SHRUNK_ACCOUNT_MEANS,
     baseline_predictions,
     min_headroom,
 )
@@ -460,7 +461,8 @@ def choose_mean(
 ) -> MeanStack:
     """The stack, or the best baseline when the stack does not beat it on these held-out rows.
 
-    ``baselines``: every named baseline's prediction of the rows (``MEAN_BASELINES``). The best
+    ``baselines``: every named baseline's prediction of the rows (``MEAN_BASELINES``) and the
+    stack's other inputs (``SHRUNK_ACCOUNT_MEANS``). The best
     baseline is chosen on these rows, and the stack is kept only when its MSE is below the best
     baseline's by at least ``min_gain`` (a share): a model without an edge gives exactly the
     best baseline, never something worse.
@@ -874,7 +876,7 @@ def train_profit_model(
         weights,
         cal.y,
         scale_cal * mean_booster.inplace_predict(cal_mx).astype(np.float64),
-        {b: cal_base[b].to_numpy() for b in MEAN_BASELINES},
+        {b: cal_base[b].to_numpy() for b in (*MEAN_BASELINES, *SHRUNK_ACCOUNT_MEANS)},
         min_gain=config.stack_min_gain,
     )
     q_raw = quantile_booster.inplace_predict(cal_mx).astype(np.float64) * scale_cal[:, None]

@@ -8,7 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from daily_profit.modeling.baselines import MEAN_BASELINES, baseline_predictions, span_history
+from daily_profit.modeling.baselines import (
+    MEAN_BASELINES,
+    SHRUNK_ACCOUNT_MEANS,
+    baseline_predictions,
+    span_history,
+)
 from daily_profit.trading_calendar import TradingCalendar
 
 D0 = dt.date(2025, 3, 1)  # a Saturday
@@ -110,4 +115,19 @@ def test_no_row_in_the_span_means_no_pnl_yesterday_and_unknown_accounts_get_zero
         "baseline_p05",
         "baseline_p95",
         "typical_move",
+        *SHRUNK_ACCOUNT_MEANS,
     ]
+
+
+def test_the_shrunk_account_mean_trusts_an_account_as_far_as_its_history_goes() -> None:
+    # A: 40 sessions of +10; B: 4 sessions of +10 (the same mean, a tenth of the evidence).
+    history = pl.concat([_history([10.0] * 40, account="A"), _history([10.0] * 4, account="B")])
+    day = D0 + dt.timedelta(days=39)
+    rows = pl.DataFrame({"account_id": ["A", "B", "C"], "date": [day] * 3})
+    base = baseline_predictions(rows, history, EVERY_DAY)
+    assert base["account_mean"].to_list() == [10.0, 10.0, 0.0]
+    for name, k in SHRUNK_ACCOUNT_MEANS.items():
+        a, b, c = base[name].to_list()
+        assert a == pytest.approx(10.0 * 40 / (40 + k))
+        assert b == pytest.approx(10.0 * 4 / (4 + k))
+        assert c == 0.0  # no history: no edge assumed

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from daily_profit.modeling import train
+from daily_profit.modeling.baselines import SHRUNK_ACCOUNT_MEANS
 from daily_profit.modeling.bundle import STACK_BASELINES
 from daily_profit.modeling.dataset import DATE
 from daily_profit.modeling.promotion import PromotionCriteria, coverage_band
@@ -98,6 +99,9 @@ def _no_edge_world(
         "trailing_20_sessions": account_mean + rng.normal(0.0, 70.0, n),
         "account_mean": account_mean + rng.normal(0.0, 10.0, n),
     }
+    # The shrunk means: the account mean pulled toward zero, as for short histories.
+    for name, k in SHRUNK_ACCOUNT_MEANS.items():
+        baselines[name] = baselines["account_mean"] * 40.0 / (40.0 + k)
     return y, rng.normal(0.0, 200.0, n), baselines
 
 
