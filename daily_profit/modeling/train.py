@@ -472,6 +472,12 @@ def choose_mean(
     stack_mse = float(np.mean((y - stack.combine(model_term, matrix)) ** 2))
     mses = {b: float(np.mean((y - baselines[b]) ** 2)) for b in MEAN_BASELINES}
     best = min(MEAN_BASELINES, key=lambda b: mses[b])
+    # The fallback is the best of every input the stack had, the shrunk account means too: a
+    # firm whose edge is small but real is better served by them than by zero.
+    inputs = {
+        b: float(np.mean((y - baselines[b]) ** 2)) for b in (*MEAN_BASELINES, *STACK_BASELINES)
+    }
+    fallback = min(inputs, key=lambda b: inputs[b])
     evidence = {
         "rows": int(y.size),
         "stack_weights": weights,
@@ -480,12 +486,14 @@ def choose_mean(
         "best_baseline": best,
         "best_baseline_mse": mses[best],
         "baseline_mse": mses,
+        "best_input": fallback,
+        "best_input_mse": inputs[fallback],
         "min_gain": min_gain,
         "stack_gain": 1.0 - stack_mse / mses[best] if mses[best] > 0 else 0.0,
     }
-    if stack_mse < mses[best] * (1.0 - min_gain):
+    if stack_mse < inputs[fallback] * (1.0 - min_gain):
         return MeanStack(weights=weights, fallback=None, evidence=evidence | {"kept": "stack"})
-    return MeanStack.baseline(best, evidence | {"kept": "fallback"})
+    return MeanStack.baseline(fallback, evidence | {"kept": "fallback"})
 
 
 def mean_pinball(y: np.ndarray, q: np.ndarray, levels: Sequence[float] = QUANTILES) -> float:

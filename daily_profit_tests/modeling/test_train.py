@@ -120,6 +120,22 @@ def test_a_model_with_no_edge_falls_back_to_exactly_the_best_baseline() -> None:
     np.testing.assert_array_equal(stack.combine(model, _matrix(base)), base["account_mean"])
 
 
+def test_a_small_edge_falls_back_to_the_shrunk_account_mean_rather_than_zero() -> None:
+    # Outcomes follow a fifth of the noisy account mean: the plain account mean overshoots, zero
+    # ignores the edge, the mean pulled toward zero is closest.
+    rng = np.random.default_rng(3)
+    n = 6_000
+    y_fit, model_fit, base_fit = _no_edge_world(0, n)
+    y, model, base = _no_edge_world(1, n)
+    y = 0.2 * base["account_mean"] + 300.0 * rng.standard_t(4, n)
+    for name in SHRUNK_ACCOUNT_MEANS:
+        base[name] = base["account_mean"] * 0.2
+    stack = choose_mean(fit_stack(y_fit, model_fit, _matrix(base_fit)), y, model, base)
+    assert stack.fallback in SHRUNK_ACCOUNT_MEANS
+    assert stack.evidence["best_input"] == stack.fallback
+    np.testing.assert_allclose(stack.combine(model, _matrix(base)), base[stack.fallback])
+
+
 def test_a_model_with_an_edge_keeps_the_stack_and_beats_the_best_baseline() -> None:
     y_fit, _, base_fit = _no_edge_world(0)
     y, _, base = _no_edge_world(1)
