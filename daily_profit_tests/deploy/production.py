@@ -20,6 +20,7 @@ import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from daily_profit.config import PROJECT_ROOT, Settings
 from daily_profit.sandbox.launcher import ensure_sandbox, stop_sandbox
@@ -80,16 +81,40 @@ def _wait_for_code_server(process: subprocess.Popen, log: Path, timeout_s: float
         time.sleep(1)
 
 
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_instance_yaml(home: Path, overrides: dict[str, Any] | None = None) -> None:
+    """deploy/dagster.yaml as the instance's config, with ``overrides`` merged into its sections
+    (a test's shorter intervals); without overrides the file is copied as it is."""
+    if not overrides:
+        shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
+        return
+    config = _merged(yaml.safe_load(DEPLOY_YAML.read_text()), overrides)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 @contextmanager
 def production_dagster(
-    folder: Path, postgres_url: str, **settings: str
+    folder: Path,
+    postgres_url: str,
+    instance_overrides: dict[str, Any] | None = None,
+    **settings: str,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yields (webserver port, environment). Dagster's storage and the warehouse share the
     database ``postgres_url`` (the warehouse keeps its own Alembic version table);
+    ``instance_overrides`` are merged into deploy/dagster.yaml (see write_instance_yaml);
     ``settings`` are DAILY_PROFIT_* overrides."""
     home = folder / "dagster_home"
     home.mkdir()
-    shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
+    write_instance_yaml(home, instance_overrides)
     port = free_port()
     code_server_port = free_port()
     env = {
@@ -227,8 +252,16 @@ query($path: [String!]!, $check: String!, $partition: String) {
 }"""
 
 
-def launch_backfill(port: int, assets: list[str], days: list[str]) -> str:
-    params = {"assetSelection": [{"path": [a]} for a in assets], "partitionNames": days}
+def launch_backfill(
+    port: int, assets: list[str], days: list[str], run_config: dict[str, Any] | None = None
+) -> str:
+    """An asset backfill of ``assets`` for ``days``; ``run_config`` goes to each of its runs."""
+    params: dict[str, Any] = {
+        "assetSelection": [{"path": [a]} for a in assets],
+        "partitionNames": days,
+    }
+    if run_config is not None:
+        params["runConfigData"] = run_config
     launched = graphql(port, LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     return launched["backfillId"]

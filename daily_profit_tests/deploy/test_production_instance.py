@@ -73,3 +73,11 @@ def test_a_crashed_run_is_retried_a_failed_check_is_not(production_instance):
     crashed = instance.create_run_for_job(crash_probe)
     instance.report_run_failed(crashed)
     assert instance.get_run_by_id(crashed.run_id).tags[WILL_RETRY_TAG] == "true"
+
+
+def test_a_dead_runs_pool_slots_are_given_back(production_instance):
+    # A killed run never frees the pool slots its running steps held; run monitoring does, once
+    # the run has ended this long ago (test_production_e2e.py kills one).
+    instance = production_instance
+    assert instance.run_monitoring_enabled
+    assert 0 < instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 300
