@@ -43,12 +43,15 @@ MEAN_BASELINES: tuple[str, ...] = (ZERO, YESTERDAY, TRAILING_5, TRAILING_20, ACC
 # account mean over n recorded spans pulled toward zero by n / (n + k), the empirical-Bayes
 # estimate of an edge seen through n noisy sessions (k = the noise's variance over the spread of
 # true edges). A fixed weight on the plain account mean trusts 5 sessions as much as 100; these
-# trust each account as far as its history allows. Two strengths, so the stack's non-negative
-# weights can reach the firm's own k between and around them: on the seed sweep the best k lay
-# between 10 and 80 sessions depending on how much edge the firm's traders have.
+# trust each account as far as its history allows. Four strengths, so the stack's non-negative
+# weights (and the fallback) can reach the firm's own k: on the seed sweep the best k lay
+# between 10 and 80 sessions depending on how much edge the firm's traders have (two strengths,
+# 10 and 40: pooled headroom share 0.252; these four: 0.259).
 SHRUNK_ACCOUNT_MEANS: dict[str, float] = {
     "account_mean_shrunk_10": 10.0,
+    "account_mean_shrunk_20": 20.0,
     "account_mean_shrunk_40": 40.0,
+    "account_mean_shrunk_80": 80.0,
 }
 INTERVAL_BASELINE = "trailing_percentiles"
 BREACH_BASELINE = "headroom_rule"
