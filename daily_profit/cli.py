@@ -371,7 +371,9 @@ def _run_nightly_tick(defs, instance, day: dt.date, progress, problems: list[str
             problems.append(str(exc))
             step.done(f"nightly tick after {day}: {exc}")
             return
-        step.done(f"nightly tick after {day}: {len(runs)} runs, as the daemon would launch them")
+        step.done(
+            f"nightly tick after {day}: {len(runs)} runs requested by the automation conditions"
+        )
 
 
 def _land_raw_days(defs, instance, store: Warehouse, days: list[dt.date], progress, raw_runs):

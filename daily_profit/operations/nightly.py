@@ -86,6 +86,7 @@ def run_nightly_tick(
     missing or failed their blocking checks), as under the daemon."""
     sensor = defs.get_sensor_def(AUTOMATION_SENSOR)
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    # Dagster evaluates a sensor that declares no interval every 30 s.
     interval = dt.timedelta(seconds=sensor.minimum_interval_seconds or 30)
     asset_graph = defs.resolve_asset_graph()
     order = {key: i for i, key in enumerate(asset_graph.toposorted_asset_keys)}
@@ -120,7 +121,7 @@ def run_nightly_tick(
         requests = build_run_requests_with_backfill_policies(
             asset_partitions=requested, asset_graph=asset_graph, dynamic_partitions_store=instance
         )
-        # Upstream first, as the backfill daemon orders the runs of one backfill.
+        # Upstream first: the backfill daemon launches a run only once what it reads is done.
         for request in sorted(requests, key=lambda r: min(order[k] for k in r.asset_selection)):
             assets = tuple(sorted(request.asset_selection, key=order.__getitem__))
             started = time.perf_counter()
