@@ -2,7 +2,11 @@
 
 ``daily-profit main`` runs the platform end to end on the configured (by default embedded)
 setup: the sandbox, the warehouse migrations, then the asset graph through Dagster against the
-local instance in ``.dagster_home/``, so everything it materialised shows in ``./dp ui``.
+local instance in ``.dagster_home/``, so everything it materialised shows in ``./dp ui``. It
+lists no steps of its own: it runs the definitions' history backfill (``HISTORY_BACKFILL``,
+daily_profit/defs/operations/automation.py) over every day but the last, then what the
+automation conditions request at the nightly tick after the last day
+(daily_profit/operations/nightly.py).
 
 Where its time went (300 accounts x 120 days, 2 cores): one Dagster run per raw day cost ~5 s
 of run bookkeeping on the SQLite instance (creating the run, its planned events, step events)
@@ -294,8 +298,8 @@ def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
         model_summary = _model_summary(model)
 
     failed_days = failed_raw_days(store, days)
-    # The latest day with predictions (the last day, unless a failed raw day held its
-    # predictions back): its desk report, if the tick made one.
+    # The latest day with predictions (the last day, unless a failed raw day or the want of a
+    # champion held its predictions back) and its desk report.
     desk_day = _latest_predicted_day(store, days)
     _print_raw_summary(store, days)
     _print_feature_summary(store, days)
