@@ -2,7 +2,11 @@
 
 ``daily-profit main`` runs the platform end to end on the configured (by default embedded)
 setup: the sandbox, the warehouse migrations, then the asset graph through Dagster against the
-local instance in ``.dagster_home/``, so everything it materialised shows in ``./dp ui``.
+local instance in ``.dagster_home/``, so everything it materialised shows in ``./dp ui``. It
+lists no steps of its own: it runs the definitions' history backfill (``HISTORY_BACKFILL``,
+daily_profit/defs/operations/automation.py) over every day but the last, then what the
+automation conditions request at the nightly tick after the last day
+(daily_profit/operations/nightly.py).
 
 Where its time went (300 accounts x 120 days, 2 cores): one Dagster run per raw day cost ~5 s
 of run bookkeeping on the SQLite instance (creating the run, its planned events, step events)
@@ -46,16 +50,12 @@ if TYPE_CHECKING:
     from daily_profit.warehouse.io import Warehouse
 
 LOCAL_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
-# model_performance partitions the main job fills (one short run each).
-PERFORMANCE_DAYS = 10
 # Every event still goes to the instance (and the UI); the terminal gets only what the main job
 # says itself (a failed step is reported with its message and run id).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # Third-party loggers kept off the console; the instance's `python_logs` (dagster.yaml) records
 # them with the run's events.
 THIRD_PARTY_LOGGERS = ("mlflow", "alembic", "huey", "optuna", "dagster")
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 RawRuns = Literal["range", "per-day"]
 
@@ -239,11 +239,12 @@ class _Step:
 
 
 def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
+    """The history backfill of the definitions over every day but the last, then what the
+    nightly tick of the last day requests (daily_profit/defs/operations/automation.py)."""
     quiet_console()
     started = time.perf_counter()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    days = _days(n_days)
     sandbox_url: str | None = None
     problems: list[str] = []
 
@@ -260,6 +261,13 @@ def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
                     f"the Risk API at {sandbox_url}"
                 )
 
+        # After the sandbox started: its clock, which a new sandbox sets, ends the partitions.
+        days = _days(n_days)
+        if len(days) < 2:
+            _say("the main job needs at least two trading days: a history and a last day")
+            return 2
+        history, last_day = days[:-1], days[-1]
+
         with progress.step("warehouse migrations") as step:
             from daily_profit.warehouse.migrate import upgrade
 
@@ -270,72 +278,29 @@ def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
 
         with progress.step("loading the asset graph"):
             from daily_profit.definitions import defs
+            from daily_profit.defs.jobs import train_job
+            from daily_profit.defs.operations.automation import HISTORY_BACKFILL
         from daily_profit.warehouse.io import Warehouse
 
         store = Warehouse(settings.resolved_warehouse_url)
+        model = None
         with local_instance() as instance:
-            with progress.step("raw reference (plans, account master)") as step:
-                reference = _run(defs, "raw_reference", instance)
-                step.done(f"raw reference (plans, account master): {_status(reference)}")
-            _note_failure(reference, "raw reference", problems)
-
-            raw = _land_raw_days(defs, instance, store, days, progress, raw_runs)
-            if raw is not None:
-                _note_failure(raw, "raw layer", problems)
-
-            with progress.step(f"staging, features, labels ({len(days)} days)") as step:
-                features = _range_run(defs, "features", instance, days)
-                step.done(
-                    f"staging, features, labels ({len(days)} days, one run): {_status(features)}"
+            _say(f"history backfill, {history[0]} .. {history[-1]}:")
+            for stage in HISTORY_BACKFILL:
+                result = _run_history_stage(
+                    defs, instance, store, stage, history, progress, raw_runs
                 )
-            _note_failure(features, "features", problems)
-
-            with progress.step("desk account performance summary") as step:
-                desk = _run(defs, "desk_summary", instance)
-                step.done(f"desk account performance summary: {_status(desk)}")
-
-            with progress.step("profit model (train, log to MLflow, promote)") as step:
-                model = _run(defs, "train_profit_model", instance)
-                step.done(f"profit model (train, log to MLflow, promote): {_model_status(model)}")
-
-            with progress.step(f"daily predictions ({len(days)} days)") as step:
-                predictions = _range_run(defs, "predictions", instance, days)
-                step.done(f"daily predictions ({len(days)} days, one run): {_status(predictions)}")
-            _note_failure(predictions, "predictions", problems)
-
-            with progress.step("prediction outcomes") as step:
-                outcomes = _range_run(defs, "score_outcomes", instance, days)
-                step.done(f"prediction outcomes: {_status(outcomes)}")
-
-            performance_days = days[-PERFORMANCE_DAYS - 1 : -1]
-            with progress.step("model performance", total=len(performance_days)) as step:
-                performance_job = defs.get_job_def("daily_model_performance")
-                # The last days' performance, one partition each (the UI plots them over time).
-                for i, day in enumerate(performance_days, 1):
-                    performance_job.execute_in_process(
-                        instance=instance,
-                        partition_key=day.isoformat(),
-                        raise_on_error=False,
-                        run_config=QUIET_RUN_CONFIG,
-                    )
-                    step.advance(i)
-                step.done(f"model performance: the last {len(performance_days)} days with outcomes")
-            # The latest day with predictions (the last day, unless a failed raw day held
-            # its predictions back).
-            desk_day = _latest_predicted_day(store, days)
-            if desk_day is not None:
-                with progress.step(f"desk report ({desk_day})") as step:
-                    desk_report = defs.get_job_def("morning_report").execute_in_process(
-                        instance=instance,
-                        partition_key=desk_day.isoformat(),
-                        raise_on_error=False,
-                        run_config=QUIET_RUN_CONFIG,
-                    )
-                    step.done(f"desk report ({desk_day}): {_status(desk_report)}")
-                _note_failure(desk_report, "desk report", problems)
-            model_summary = _model_summary(model)
+                if stage.job_name == train_job.name:
+                    model = result
+                elif result is not None:
+                    _note_failure(result, stage.label, problems)
+            _run_nightly_tick(defs, instance, last_day, progress, problems)
+        model_summary = _model_summary(model)
 
     failed_days = failed_raw_days(store, days)
+    # The latest day with predictions (the last day, unless a failed raw day or the want of a
+    # champion held its predictions back) and its desk report.
+    desk_day = _latest_predicted_day(store, days)
     _print_raw_summary(store, days)
     _print_feature_summary(store, days)
     _say(model_summary)
@@ -365,13 +330,64 @@ def run_main(n_days: int | None, raw_runs: RawRuns = "range") -> int:
     return 1 if failed_days or problems else 0
 
 
+def _run_history_stage(defs, instance, store: Warehouse, stage, days, progress, raw_runs):
+    """One job of the history backfill over ``days``; its result (None for raw days landed
+    one run per day). The raw layer shows its days landed, the model its promotion."""
+    from daily_profit.defs.jobs import raw_daily_job, train_job
+
+    if stage.job_name == raw_daily_job.name:
+        return _land_raw_days(defs, instance, store, days, progress, raw_runs)
+    if defs.resolve_job_def(stage.job_name).partitions_def is None:
+        with progress.step(stage.label) as step:
+            result = _run(defs, stage.job_name, instance)
+            status = _model_status(result) if stage.job_name == train_job.name else _status(result)
+            step.done(f"{stage.label}: {status}")
+        return result
+    with progress.step(f"{stage.label} ({len(days)} days)") as step:
+        result = _range_run(defs, stage.job_name, instance, days)
+        step.done(f"{stage.label} ({len(days)} days, one run): {_status(result)}")
+    return result
+
+
+def _run_nightly_tick(defs, instance, day: dt.date, progress, problems: list[str]) -> None:
+    """What the automation conditions request at the nightly tick after ``day``, run here."""
+    from daily_profit.operations.nightly import (
+        NightlyTickError,
+        TickRun,
+        nightly_tick_time,
+        run_nightly_tick,
+    )
+
+    tick = nightly_tick_time(day)
+    _say(
+        f"nightly tick after {day} ({tick:%Y-%m-%d %H:%M} {tick.tzname()}): "
+        "what the automation conditions request"
+    )
+
+    def report(run: TickRun) -> None:
+        _say(f"  {run.describe()}: {_status(run.result)} [{run.seconds:.0f}s]")
+        _note_failure(run.result, f"nightly tick, {run.describe()}", problems)
+
+    with progress.step(f"nightly tick after {day}") as step:
+        try:
+            runs = run_nightly_tick(defs, instance, day, run_config=QUIET_RUN_CONFIG, on_run=report)
+        except NightlyTickError as exc:
+            problems.append(str(exc))
+            step.done(f"nightly tick after {day}: {exc}")
+            return
+        step.done(
+            f"nightly tick after {day}: {len(runs)} runs requested by the automation conditions"
+        )
+
+
 def _land_raw_days(defs, instance, store: Warehouse, days: list[dt.date], progress, raw_runs):
     """The raw daily layer of ``days``: one range run (the default) or one run per day (the
     former way, kept for the benchmark that compares them). Returns the range run's result."""
+    from daily_profit.defs.jobs import raw_daily_job
     from daily_profit.ingestion.sources import DAILY_API_SOURCES
 
     if raw_runs == "per-day":
-        job = defs.get_job_def("raw_daily")
+        job = defs.resolve_job_def(raw_daily_job.name)
         failed_runs = 0
         with progress.step("raw layer, one run per day", total=len(days)) as step:
             for i, day in enumerate(days, 1):
@@ -399,7 +415,7 @@ def _land_raw_days(defs, instance, store: Warehouse, days: list[dt.date], progre
     total = len(days) * len(tables)
     with progress.step(f"raw layer: {len(tables)} sources x {len(days)} days", total=total) as step:
         step.poll(attempts)
-        result = _range_run(defs, "raw_daily", instance, days)
+        result = _range_run(defs, raw_daily_job.name, instance, days)
         step.done(
             f"raw layer ({len(tables)} sources x {len(days)} days, one run): {_status(result)}"
         )
@@ -407,18 +423,26 @@ def _land_raw_days(defs, instance, store: Warehouse, days: list[dt.date], progre
 
 
 def _run(defs, job: str, instance):
-    return defs.get_job_def(job).execute_in_process(
+    return defs.resolve_job_def(job).execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
     )
 
 
 def _range_run(defs, job: str, instance, days: list[dt.date]):
     """One run over the whole range of days, as a single-run backfill from the UI does."""
-    return defs.get_job_def(job).execute_in_process(
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    return defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         raise_on_error=False,
         run_config=QUIET_RUN_CONFIG,
-        tags={RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[-1].isoformat()},
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: days[0].isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: days[-1].isoformat(),
+        },
     )
 
 
@@ -508,7 +532,7 @@ def _model_materialised(result) -> list:
 
 def _model_summary(result) -> str:
     """Test metrics against the baselines, and the promotion decision with its reasons."""
-    materialised = _model_materialised(result)
+    materialised = [] if result is None else _model_materialised(result)
     if not materialised:
         return "\nmodel: training failed, see ./dp ui"
     meta = materialised[0].materialization.metadata
@@ -526,7 +550,11 @@ def _model_summary(result) -> str:
             )
             lines.append(m["reasons"].value)
             if not check.passed:
-                lines.append("no version qualified as champion: predictions use the challenger")
+                lines.append(
+                    "no version qualified as champion: the history's predictions use the "
+                    "challenger, and the nightly automation predicts no new day until a version "
+                    "is champion (daily_predictions waits for this blocking check)"
+                )
     return "\n".join(lines)
 
 
@@ -628,8 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         "--raw-runs",
         choices=["range", "per-day"],
         default="range",
-        help="the raw layer as one range run (default) or one run per day (the former way, "
-        "for benchmarks/main_job.py)",
+        help="the history's raw layer as one range run (default) or one run per day (the "
+        "former way, for benchmarks/main_job.py)",
     )
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the local tracking store")
     ui.add_argument("--port", type=int, default=5000)

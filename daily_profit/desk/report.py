@@ -66,9 +66,14 @@ class DeskSettings:
             fallback_profit_share_pct=s.desk_fallback_profit_share_pct,
         )
 
+    @property
+    def history_days(self) -> int:
+        """How many days before its own the report of a day reads predictions and labels of."""
+        return self.dependence_days + self.backtest_days + 1
+
     def history_start(self, day: dt.date) -> dt.date:
         """The first day whose predictions and labels the report of ``day`` reads."""
-        return day - dt.timedelta(days=self.dependence_days + self.backtest_days + 1)
+        return day - dt.timedelta(days=self.history_days)
 
 
 def desk_predictions(predictions: pl.DataFrame) -> pl.DataFrame:

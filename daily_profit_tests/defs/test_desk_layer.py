@@ -1,6 +1,7 @@
 """The desk report through Dagster on a small landed warehouse: the tables and figures in the
 metadata with identities masked, the same tables as CSV and Parquet with the real ids."""
 
+import datetime as dt
 import math
 
 import dagster as dg
@@ -13,6 +14,7 @@ from daily_profit.defs.desk.assets import desk_assets
 from daily_profit.defs.resources import WarehouseResource
 from daily_profit.desk.report import TABLES, console_summary, read_tables, report_folder
 from daily_profit.privacy import MASK_PREFIX
+from daily_profit.trading_calendar import trading_calendar
 from daily_profit.warehouse.io import Warehouse
 from daily_profit_tests.defs.desk_store import DAY, build_desk_warehouse
 
@@ -93,3 +95,22 @@ def test_desk_report_tables_figures_and_files(store, settings_env, capsys):
     assert "ten accounts most at risk" in printed and "firm net P&L" in printed
     assert MASK_PREFIX in printed
     assert not [i for i in real_ids | traders if i in printed]
+
+
+def test_a_day_between_sessions_has_no_report(store):
+    # The nightly window holds weekend days; their partitions are done with nothing to report.
+    day = next(
+        DAY - dt.timedelta(days=i)
+        for i in range(1, 8)
+        if not trading_calendar().is_session(DAY - dt.timedelta(days=i))
+    )
+    result = dg.materialize(
+        desk_assets,
+        resources={"warehouse": WarehouseResource(url=store.url)},
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=day.isoformat(),
+    )
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["session"].value is False
+    assert not report_folder(get_settings().data_dir, day).exists()

@@ -25,6 +25,7 @@ from daily_profit.desk.report import (
     write_report,
 )
 from daily_profit.features.labels import NET_PROFIT_NEXT_SESSION
+from daily_profit.trading_calendar import trading_calendar
 
 DESK_GROUP = "desk"
 STAGING_COLUMNS = ("date", "account_id", "login", "platform", "broker", "trader",
@@ -99,10 +100,21 @@ def report_metadata(report: DeskReport, folder_path: str, figures: dict[str, byt
     return meta
 
 
+# The report of D reads the labels known by the end of D: those of the days before it (a label
+# of D is realised only after the next session). Declared so, the nightly automation requests
+# the report of D once D's predictions are there, not a night later with D's labels.
+LABELS_KNOWN_BY_THE_REPORT = dg.AssetDep(
+    LABELS_NEXT_SESSION,
+    partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-DeskSettings.from_settings().history_days, end_offset=-1
+    ),
+)
+
+
 @dg.asset(
     group_name=DESK_GROUP,
     partitions_def=daily_partitions,
-    deps=[DAILY_PREDICTIONS, STG_ACCOUNTS_DAILY, LABELS_NEXT_SESSION, RAW_TRADES_OPEN],
+    deps=[DAILY_PREDICTIONS, STG_ACCOUNTS_DAILY, LABELS_KNOWN_BY_THE_REPORT, RAW_TRADES_OPEN],
     kinds={"polars", "matplotlib"},
     tags={"layer": "desk"},
 )
@@ -125,6 +137,10 @@ def desk_report(
     ids, in `<data dir>/desk_report/<day>/`; identities are masked here."""
     started = time.perf_counter()
     day = partition_day(context.partition_key)
+    if not trading_calendar().is_session(day):
+        # Predictions, and so reports, exist for sessions only; the nightly window (a weekend,
+        # a holiday) holds the days between them too.
+        return dg.MaterializeResult(metadata={"session": False})
     settings = DeskSettings.from_settings()
     store = warehouse.get()
     first = max(settings.history_start(day), get_settings().start_date)

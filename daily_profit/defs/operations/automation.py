@@ -1,4 +1,5 @@
-"""When each layer runs, declared on the assets: the nightly run order lives here.
+"""The run order lives here: when each layer runs every night, declared on the assets, and the
+history backfill that comes before the first night.
 
 The raw layer requests, on the nightly tick (after the API's rollover, in the broker's zone),
 the day that just closed and the trailing restatement window. Each raw day publishes its
@@ -8,13 +9,20 @@ once no input is missing or still running and every blocking check upstream pass
 layer's guard inside each asset (``daily_profit/defs/guards.py``) adds what Dagster's
 ``all_deps_blocking_checks_passed`` does not: with a lookback, *every* parent day must have
 passed, not any one of them.
+
+The history before the first night is backfilled by the jobs of ``HISTORY_BACKFILL``, in the
+graph's order; from then on the nightly tick carries each new day. The main job (``./dp main``)
+does exactly that: the backfill over every day but the last, then what the nightly tick of the
+last day requests (``daily_profit/operations/nightly.py``).
 """
 
 import datetime as dt
+from dataclasses import dataclass
 
 import dagster as dg
 
 from daily_profit.config import get_settings
+from daily_profit.defs import jobs
 from daily_profit.defs.asset_keys import (
     ACCOUNT_FEATURES_DAILY,
     DAILY_PREDICTIONS,
@@ -180,3 +188,28 @@ def with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     if freshness is not None:
         spec = spec.replace_attributes(freshness_policy=freshness)
     return spec
+
+
+@dataclass(frozen=True)
+class HistoryStage:
+    """One job of the history backfill: a partitioned job runs over the whole history in one
+    run (its assets' single-run backfill policy), an unpartitioned one once."""
+
+    job_name: str
+    # How the main job names the stage on the console.
+    label: str
+
+
+# The history backfill, upstream first (a test checks the order against the asset graph). The
+# profit model is trained here on the history; afterwards the weekly schedule and the retrain
+# sensor retrain it. Drift, model performance and the desk report need only the latest days:
+# the nightly tick requests them for the days in its window.
+HISTORY_BACKFILL: tuple[HistoryStage, ...] = (
+    HistoryStage(jobs.raw_reference_job.name, "raw reference (plans, account master)"),
+    HistoryStage(jobs.raw_daily_job.name, "raw layer"),
+    HistoryStage(jobs.features_job.name, "staging, features, labels"),
+    HistoryStage(jobs.desk_summary_job.name, "desk account performance summary"),
+    HistoryStage(jobs.train_job.name, "profit model (train, log to MLflow, promote)"),
+    HistoryStage(jobs.predictions_job.name, "daily predictions"),
+    HistoryStage(jobs.outcomes_job.name, "prediction outcomes"),
+)

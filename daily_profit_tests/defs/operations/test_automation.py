@@ -188,3 +188,53 @@ def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_
     staging = _requested(result).get("stg_accounts_daily", set())
     assert failed.isoformat() not in staging
     assert staging == _window_days() - {failed.isoformat()}
+
+
+def _land_with_inputs_published(instance: dg.DagsterInstance, asset: str, day: dt.date) -> None:
+    """A staging or labels day landed as the guard records it: its raw inputs published."""
+    _report(instance, asset, day, f"v1-{asset}-{day}")
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey(asset),
+        check_name="raw_inputs_published",
+        passed=True,
+        partition=day.isoformat(),
+        severity=dg.AssetCheckSeverity.ERROR,
+    )
+    _store_check(instance, targeting_latest(instance, evaluation))
+
+
+def test_the_desk_report_of_a_new_day_is_requested_with_its_predictions_not_a_night_later():
+    # The labels of the new day are realised only after the next session; the report reads
+    # the labels known by then, those of the days before.
+    defs = _definitions()
+    instance = dg.DagsterInstance.ephemeral()
+    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    days = _land_raw_layer(instance)
+    first = days[0] - dt.timedelta(days=24)
+    for i in range((NEW_DAY - first).days + 1):
+        day = first + dt.timedelta(days=i)
+        _land_with_inputs_published(instance, "stg_accounts_daily", day)
+        if day < NEW_DAY:
+            _land_with_inputs_published(instance, "labels_next_session", day)
+    _report(instance, "daily_predictions", NEW_DAY, f"p-{NEW_DAY}")
+
+    result = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
+    )
+    assert NEW_DAY.isoformat() in _requested(result).get("desk_report", set())
+
+
+def test_the_history_backfill_runs_the_graph_upstream_first_up_to_the_predictions():
+    defs = _definitions()
+    graph = defs.resolve_asset_graph()
+    selected = [
+        defs.resolve_job_def(stage.job_name).asset_layer.selected_asset_keys
+        for stage in automation.HISTORY_BACKFILL
+    ]
+    for i, assets in enumerate(selected):
+        upstream = set().union(*(graph.get(k).parent_keys for k in assets)) - assets
+        later = set().union(*selected[i + 1 :])
+        assert not upstream & later, (automation.HISTORY_BACKFILL[i].job_name, upstream & later)
+    # Everything the predictions need is backfilled: the nightly tick can predict the day after.
+    needed = graph.get_ancestor_asset_keys(dg.AssetKey("daily_predictions"), include_self=True)
+    assert needed <= set().union(*selected)
