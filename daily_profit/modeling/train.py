@@ -47,7 +47,6 @@ from scipy.optimize import nnls
 
 from daily_profit.modeling.baselines import (
     MEAN_BASELINES,
-    SHRUNK_ACCOUNT_MEANS,
     baseline_predictions,
     min_headroom,
 )
@@ -884,7 +883,7 @@ def train_profit_model(
         weights,
         cal.y,
         scale_cal * mean_booster.inplace_predict(cal_mx).astype(np.float64),
-        {b: cal_base[b].to_numpy() for b in (*MEAN_BASELINES, *SHRUNK_ACCOUNT_MEANS)},
+        {b: cal_base[b].to_numpy() for b in (*MEAN_BASELINES, *STACK_BASELINES)},
         min_gain=config.stack_min_gain,
     )
     q_raw = quantile_booster.inplace_predict(cal_mx).astype(np.float64) * scale_cal[:, None]
