@@ -540,6 +540,9 @@ def _model_summary(result) -> str:
         f"\nmodel version {meta['model_version'].value}: {meta['mlflow_run'].value}",
         f"test days {meta['test_days'].value}, rows {meta['test_rows'].value}:",
         meta["test_metrics"].value,
+        "conditional coverage of the 90% interval on the test days (the accounts that traded, "
+        "by weekday, regime and predicted-scale decile; cells of >= 300 rows):",
+        meta["conditional_coverage"].value,
     ]
     for check in result.get_asset_check_evaluations():
         if check.check_name == "champion_promotion":
