@@ -309,7 +309,8 @@ class ModelBundle:
                 f"the breach probability stacks the headroom rule but the rows lack {column}: "
                 "attach it with bundle.attach_baselines(rows, daily_history)"
             )
-        rows = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
+        needed = [*self.headroom_columns, column]
+        rows = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame[needed])
         typical = rows[column].cast(pl.Float64).to_numpy()
         return rule_score(min_headroom(rows, self.headroom_columns), typical)
 

@@ -469,13 +469,13 @@ def choose_mean(
     stack = MeanStack(weights=weights)
     matrix = np.column_stack([baselines[b] for b in STACK_BASELINES])
     stack_mse = float(np.mean((y - stack.combine(model_term, matrix)) ** 2))
-    mses = {b: float(np.mean((y - baselines[b]) ** 2)) for b in MEAN_BASELINES}
-    best = min(MEAN_BASELINES, key=lambda b: mses[b])
     # The fallback is the best of every input the stack had, the shrunk account means too: a
     # firm whose edge is small but real is better served by them than by zero.
     inputs = {
         b: float(np.mean((y - baselines[b]) ** 2)) for b in (*MEAN_BASELINES, *STACK_BASELINES)
     }
+    mses = {b: inputs[b] for b in MEAN_BASELINES}
+    best = min(MEAN_BASELINES, key=lambda b: mses[b])
     fallback = min(inputs, key=lambda b: inputs[b])
     evidence = {
         "rows": int(y.size),

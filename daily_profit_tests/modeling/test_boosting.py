@@ -28,7 +28,13 @@ from daily_profit.modeling import boosting
 from daily_profit.modeling.boosting import LOCAL, DaskFitter, Fitter, open_fitter
 from daily_profit.modeling.dataset import DATE, ID
 from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData
-from daily_profit.modeling.train import TrainConfig, TrainResult, train_profit_model
+from daily_profit.modeling.train import (
+    DEFAULT_TRIAL,
+    TrainConfig,
+    TrainResult,
+    _tree_params,
+    train_profit_model,
+)
 from daily_profit_tests.modeling.conftest import SMALL_BUDGET
 
 
@@ -52,18 +58,8 @@ def _workers(client: Client) -> set[str]:
 
 # -- one fit of each kind -----------------------------------------------------------------------
 
-TREE = {
-    "tree_method": "hist",
-    "max_bin": 64,
-    "max_depth": 4,
-    "learning_rate": 0.05,
-    "min_child_weight": 10.0,
-    "subsample": 0.8,
-    "colsample_bytree": 0.8,
-    "reg_lambda": 1.0,
-    "seed": 0,
-    "nthread": 1,
-}
+# The project's default trial as training builds it, one thread.
+TREE = _tree_params(DEFAULT_TRIAL, seed=0, threads=1)
 
 
 def _rows(seed: int, n: int) -> dict[str, np.ndarray]:
