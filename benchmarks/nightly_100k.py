@@ -20,10 +20,10 @@ Timed, in a child process started for it (its wall time, imports included):
 
 - ``nightly_100k_accounts``: one nightly tick through the project's own Dagster definitions
   (``daily_profit.definitions``: jobs ``raw_reference``, ``raw_daily``, ``features``,
-  ``predictions``, ``desk_summary``, each for the tick day, on a Dagster instance stored in
-  PostgreSQL): ingest the day from the sandbox (its own process, allowance lifted), staging
-  and features with their lookback (and the day's labels), score with the champion, refresh
-  the desk's summary. Floor: 600 s.
+  ``predictions``, ``desk_summary``, ``morning_report``, each for the tick day, on a Dagster
+  instance stored in PostgreSQL): ingest the day from the sandbox (its own process, allowance
+  lifted), staging and features with their lookback (and the day's labels), score with the
+  champion, refresh the desk's summary, write the desk's morning report. Floor: 600 s.
 - ``nightly_100k_peak_rss_gb``: the peak, sampled every 0.2 s with psutil, of the summed
   resident memory of the child and every process under it (the platform). The sandbox's and
   PostgreSQL's own peaks (every ``postgres`` process summed: shared memory counted once per
@@ -62,7 +62,14 @@ SEED = 7
 NIGHTLY_FLOOR_S, NIGHTLY_FLOOR_GB = 600.0, 8.0
 BACKFILL_FLOOR_S, BACKFILL_FLOOR_GB = 1800.0, 12.0
 IMPLIED_ACCOUNTS = 500_000
-NIGHTLY_JOBS = ("raw_reference", "raw_daily", "features", "predictions", "desk_summary")
+NIGHTLY_JOBS = (
+    "raw_reference",
+    "raw_daily",
+    "features",
+    "predictions",
+    "desk_summary",
+    "morning_report",
+)
 UNPARTITIONED_JOBS = {"raw_reference", "desk_summary"}
 GB = 1024**3
 

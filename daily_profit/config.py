@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         "redis://host:6379/0). Set: runs execute their steps on Celery workers (`./dp worker` "
         "on any host); unset: in the run's own processes. A secret, it may embed a password.",
     )
+    step_execution: Literal["processes", "in_process"] = Field(
+        default="processes",
+        description="Without a Celery broker, where a run's steps execute: `processes`, one "
+        "process per step (Dagster's multiprocess default: steps of a run run side by side), "
+        "or `in_process`, every step in the run's own process one after the other (a laptop's "
+        "`dagster dev`: a small run starts Python and loads the definitions once, not once "
+        "per step).",
+    )
     celery_result_backend_url: SecretStr | None = Field(
         default=None,
         description="Celery result backend; default rpc:// (over a RabbitMQ broker). With a "

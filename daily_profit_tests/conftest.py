@@ -73,6 +73,19 @@ def settings_env(monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The files of the end-to-end tests (marked slow or browser) run first. xdist deals whole
+    files to its two workers in collection order (``--no-loadscope-reorder``; its own order puts
+    the files with the most tests first): dealt last, the few minutes-long tests would leave one
+    worker running them alone at the end while the other idles."""
+    heavy = {
+        item.path
+        for item in items
+        if item.get_closest_marker("slow") or item.get_closest_marker("browser")
+    }
+    items.sort(key=lambda item: item.path not in heavy)  # stable: files stay whole and in order
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -1,5 +1,6 @@
-"""Where a run's steps execute: in the run's own processes (the default), or on Celery workers
-through dagster-celery when a broker is configured (``DAILY_PROFIT_CELERY_BROKER_URL``).
+"""Where a run's steps execute: a process per step (the default), all in the run's own process
+(``DAILY_PROFIT_STEP_EXECUTION=in_process``), or on Celery workers through dagster-celery when a
+broker is configured (``DAILY_PROFIT_CELERY_BROKER_URL``).
 
 The run worker and every Celery worker build the same Celery app from the same settings: the
 executor's config names the environment variables, never their values (run config is shown in
@@ -47,9 +48,10 @@ def celery_executor_config(settings: Settings) -> dict[str, object]:
 
 
 def configured_executor(settings: Settings) -> dg.ExecutorDefinition | None:
-    """The Celery executor when a broker is configured; None: Dagster's default (multiprocess)."""
+    """The Celery executor when a broker is configured; otherwise the steps run in the run's
+    own process (``step_execution=in_process``) or, None, Dagster's multiprocess default."""
     if settings.celery_broker_url is None:
-        return None
+        return dg.in_process_executor if settings.step_execution == "in_process" else None
     from dagster_celery import celery_executor
 
     return celery_executor.configured(celery_executor_config(settings), name="celery_executor")

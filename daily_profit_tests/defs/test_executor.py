@@ -1,6 +1,7 @@
 """Where steps execute: in the run's processes by default, on Celery workers with a broker;
 API steps on their own queue; the broker's URL (a secret) never in run config."""
 
+import dagster as dg
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 from pydantic import SecretStr
 
@@ -21,6 +22,13 @@ BROKER = "amqp://desk:s3cret@mq.internal:5672//"
 
 def test_no_broker_keeps_dagsters_default_executor():
     assert configured_executor(Settings()) is None
+
+
+def test_steps_run_in_the_runs_own_process_when_the_settings_say_so():
+    assert configured_executor(Settings(step_execution="in_process")) is dg.in_process_executor
+    # A broker still sends the steps to the workers.
+    with_broker = Settings(step_execution="in_process", celery_broker_url=SecretStr(BROKER))
+    assert configured_executor(with_broker).name == "celery_executor"
 
 
 def test_the_celery_executor_names_the_broker_variable_not_its_value():

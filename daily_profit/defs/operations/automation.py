@@ -5,10 +5,11 @@ The raw layer requests, on the nightly tick (after the API's rollover, in the br
 the day that just closed and the trailing restatement window. Each raw day publishes its
 checksum as its data version. Every later layer follows its inputs: a day is requested when one
 of its inputs' data versions changed (a restated day whose data did not change is left alone),
-once no input is missing or still running and every blocking check upstream passed. The raw
-layer's guard inside each asset (``daily_profit/defs/guards.py``) adds what Dagster's
-``all_deps_blocking_checks_passed`` does not: with a lookback, *every* parent day must have
-passed, not any one of them.
+once no input is missing or still running and every blocking check upstream passed; a recent
+day still missing at the nightly tick (its run failed, for a cause that may have cleared) is
+tried again then, under the same guards. The raw layer's guard inside each asset
+(``daily_profit/defs/guards.py``) adds what Dagster's ``all_deps_blocking_checks_passed`` does
+not: with a lookback, *every* parent day must have passed, not any one of them.
 
 The history before the first night is backfilled by the jobs of ``HISTORY_BACKFILL``, in the
 graph's order; from then on the nightly tick carries each new day. The main job (``./dp main``)
@@ -77,14 +78,26 @@ def nightly_snapshot() -> dg.AutomationCondition:
 
 
 def follows_inputs(extra_days: int = 0) -> dg.AutomationCondition:
-    """Recompute a recent day when an input's data changed, once its inputs are all there,
-    settled and passed their blocking checks."""
+    """Recompute a recent day when an input's data changed, or catch up a recent day that is
+    still missing once per nightly tick, once its inputs are all there, settled and passed
+    their blocking checks.
+
+    A day held back by a failed check upstream waits on its own (the change stays pending
+    until the day is requested). The catch-up is for a day that was requested and whose run
+    failed, for a cause that clears without new data: predictions without a champion until one
+    is promoted by hand, a step that failed on a database hiccup. Once per tick, so a day that
+    keeps failing is tried once a night while it stays in the window, not on every
+    evaluation."""
     changed = dg.AutomationCondition.any_deps_match(
         dg.AutomationCondition.data_version_changed()
     ).since_last_handled()
+    catch_up = dg.AutomationCondition.missing() & _tick()
     return (
         _window(extra_days)
-        & changed.with_label("an input's data changed")
+        & (
+            changed.with_label("an input's data changed")
+            | catch_up.with_label("still missing at the nightly tick")
+        )
         & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()

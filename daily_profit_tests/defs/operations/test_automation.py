@@ -190,6 +190,37 @@ def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_
     assert staging == _window_days() - {failed.isoformat()}
 
 
+def test_a_day_whose_run_failed_is_tried_again_at_the_next_tick_once():
+    # Predictions that failed for want of a champion until one was promoted by hand, a step
+    # that failed on a database hiccup: nothing upstream changes, yet the day is missing.
+    defs = _definitions()
+    instance = dg.DagsterInstance.ephemeral()
+    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    days = _land_raw_layer(instance)
+    first = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
+    )
+    assert _requested(first)["stg_accounts_daily"] == _window_days()
+    failed = days[-2]
+    for day in days:
+        if day != failed:  # its run failed: nothing materialised
+            _report(instance, "stg_accounts_daily", day, f"s-{day}")
+    later = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=first.cursor, evaluation_time=TICK
+    )
+    assert "stg_accounts_daily" not in _requested(later)  # not retried over and over
+
+    next_tick = TICK + dt.timedelta(days=1)
+    caught_up = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=later.cursor, evaluation_time=next_tick
+    )
+    assert _requested(caught_up).get("stg_accounts_daily") == {failed.isoformat()}
+    again = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=caught_up.cursor, evaluation_time=next_tick
+    )
+    assert "stg_accounts_daily" not in _requested(again)
+
+
 def _land_with_inputs_published(instance: dg.DagsterInstance, asset: str, day: dt.date) -> None:
     """A staging or labels day landed as the guard records it: its raw inputs published."""
     _report(instance, asset, day, f"v1-{asset}-{day}")
