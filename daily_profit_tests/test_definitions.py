@@ -55,13 +55,9 @@ def test_the_assets_and_their_automation():
     automated = {
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
     }
-    # Everything runs by itself but the model (a schedule and a sensor decide), the desk view and
-    # the walk-forward backtest (on demand: it trains once per origin).
-    assert automated == ASSETS - {
-        "profit_model",
-        "account_performance_summary",
-        "model_walk_forward",
-    }
+    # Everything runs by itself but the model (a schedule and a sensor decide) and the
+    # walk-forward backtest (on demand: it trains once per origin).
+    assert automated == ASSETS - {"profit_model", "model_walk_forward"}
 
 
 def test_every_raw_daily_source_declares_its_blocking_checks():

@@ -7,9 +7,11 @@ checksum as its data version. Every later layer follows its inputs: a day is req
 of its inputs' data versions changed (a restated day whose data did not change is left alone),
 once no input is missing or still running and every blocking check upstream passed; a recent
 day still missing at the nightly tick (its run failed, for a cause that may have cleared) is
-tried again then, under the same guards. The raw layer's guard inside each asset
-(``daily_profit/defs/guards.py``) adds what Dagster's ``all_deps_blocking_checks_passed`` does
-not: with a lookback, *every* parent day must have passed, not any one of them.
+tried again then, under the same guards. The desk's account performance summary (one view
+over the whole history) is refreshed once the night's staging has landed. The raw layer's guard
+inside each asset (``daily_profit/defs/guards.py``) adds what Dagster's
+``all_deps_blocking_checks_passed`` does not: with a lookback, *every* parent day must have
+passed, not any one of them.
 
 The history before the first night is backfilled by the jobs of ``HISTORY_BACKFILL``, in the
 graph's order; from then on the nightly tick carries each new day. The main job (``./dp main``)
@@ -26,6 +28,7 @@ from daily_profit.config import get_settings
 from daily_profit.defs import jobs
 from daily_profit.defs.asset_keys import (
     ACCOUNT_FEATURES_DAILY,
+    ACCOUNT_PERFORMANCE_SUMMARY,
     DAILY_PREDICTIONS,
     DESK_REPORT,
     FEATURE_DRIFT,
@@ -105,6 +108,19 @@ def follows_inputs(extra_days: int = 0) -> dg.AutomationCondition:
     ).with_label("follows its inputs")
 
 
+def refreshed_after_staging() -> dg.AutomationCondition:
+    """An unpartitioned view over the daily layers (the desk's account performance summary):
+    refreshed once a night's staging has landed and nothing it reads is still running."""
+    staged = dg.AutomationCondition.any_deps_updated().allow(
+        dg.AssetSelection.assets(STG_ACCOUNTS_DAILY)
+    )
+    return (
+        staged.since_last_handled().with_label("a day was staged")
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("refreshed after staging")
+
+
 def sensor_status() -> dg.DefaultSensorStatus:
     """Every sensor of the project starts RUNNING on a fresh instance unless the settings turn
     automation off (DAILY_PROFIT_AUTOMATION_ENABLED=false)."""
@@ -165,6 +181,8 @@ FOLLOWERS: dict[dg.AssetKey, int] = {
 
 
 def condition_for(key: dg.AssetKey) -> dg.AutomationCondition | None:
+    if key == ACCOUNT_PERFORMANCE_SUMMARY:
+        return refreshed_after_staging()
     if key in RAW_DAILY:
         return nightly_raw_days()
     if key in SNAPSHOTS:
@@ -186,7 +204,12 @@ WEEKLY_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 
 def freshness_for(key: dg.AssetKey) -> dg.FreshnessPolicy | None:
-    if key in RAW_DAILY or key in SNAPSHOTS or key in FOLLOWERS:
+    if (
+        key in RAW_DAILY
+        or key in SNAPSHOTS
+        or key in FOLLOWERS
+        or key == ACCOUNT_PERFORMANCE_SUMMARY
+    ):
         return NIGHTLY_FRESHNESS
     if key == PROFIT_MODEL:
         return WEEKLY_FRESHNESS

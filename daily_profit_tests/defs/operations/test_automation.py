@@ -162,6 +162,28 @@ def test_downstream_recomputes_a_restated_day_only_when_its_data_changed():
     assert _requested(third).get("stg_accounts_daily") == {changed.isoformat()}
 
 
+def test_the_desk_summary_is_refreshed_once_the_nights_staging_has_landed():
+    defs = _definitions()
+    instance = dg.DagsterInstance.ephemeral()
+    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    days = _land_raw_layer(instance)
+    raw_landed = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
+    )
+    # The raw layer alone does not refresh it: staging is what it waits for.
+    assert "account_performance_summary" not in _requested(raw_landed)
+    for day in days:
+        _report(instance, "stg_accounts_daily", day, f"s-{day}")
+    staged = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=raw_landed.cursor, evaluation_time=TICK
+    )
+    assert _requested(staged).get("account_performance_summary") == {"*"}
+    again = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=staged.cursor, evaluation_time=TICK
+    )
+    assert "account_performance_summary" not in _requested(again)
+
+
 def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_on():
     defs = _definitions()
     instance = dg.DagsterInstance.ephemeral()
