@@ -1,7 +1,9 @@
 """Champion/challenger promotion by evidence: paired tests on day blocks, with margins.
 
 Challenger, champion and every baseline predict the same rows (the challenger's test days,
-restricted to feature days after both models' fitted windows). Per-row losses (squared error of
+restricted to feature days after both models' fitted windows), each model's 90% interval
+stretched day by day by the outcomes known at that day's close, as the nightly predictions
+serve it (``recalibration``). Per-row losses (squared error of
 the expected net profit, interval score of the 90% interval, Brier of the breach probability)
 are summed per day, and a moving-block bootstrap over days (``paired_block_test``) gives the
 relative loss difference with its interval and a one-sided p-value. Days are the unit: accounts
@@ -48,8 +50,22 @@ from daily_profit.modeling.baselines import (
     fit_breach_rule,
 )
 from daily_profit.modeling.bundle import ModelBundle, attach_baselines
-from daily_profit.modeling.dataset import BREACH, DATE, DEFAULT_USABLE_STATUSES, TARGET, usable_rows
+from daily_profit.modeling.dataset import (
+    BREACH,
+    DATE,
+    DEFAULT_USABLE_STATUSES,
+    LABEL_DATE,
+    TARGET,
+    label_dates,
+    usable_rows,
+)
 from daily_profit.modeling.evaluate import ALPHA
+from daily_profit.modeling.recalibration import (
+    RECENT_SESSIONS,
+    STRETCH_COLUMN,
+    model_stretches,
+    stretch_frame,
+)
 from daily_profit.modeling.train import predictions_frame
 from daily_profit.trading_calendar import TradingCalendar
 
@@ -353,6 +369,8 @@ def decide_promotion(
     numbers.update(
         {"coverage": cov, "coverage_se_days": se, "coverage_low": band_lo, "coverage_high": band_hi}
     )
+    if STRETCH_COLUMN in ch.columns:
+        numbers["interval_stretch_mean"] = float(ch[STRETCH_COLUMN].mean())
     oks = [t.passed for t in tests if t.name not in reported]
     if compared.champion is not None or criteria.first_requires_coverage:
         ok = band_lo <= cov <= band_hi
@@ -388,7 +406,8 @@ def compare_on_rows(
     usable_statuses: tuple[str, ...] = DEFAULT_USABLE_STATUSES,
     calendar: TradingCalendar | None = None,
 ) -> ComparedRows:
-    """Both models' (and the baselines') predictions of the same usable out-of-sample rows.
+    """Both models' (and the baselines') predictions of the same usable out-of-sample rows,
+    each model's intervals stretched day by day as the nightly predictions stretch them.
 
     ``rows``: feature + label rows (account_id, date, features, labels). The comparison uses the
     feature days after both models' calibration days (in practice the challenger's test days).
@@ -411,9 +430,23 @@ def compare_on_rows(
         rule = fit_breach_rule(earlier, history, challenger.headroom_columns, calendar)
         rule_p = rule.predict(compared, base)
     with_base = attach_baselines(compared, history, calendar)
+    # The intervals judged are the ones the desk is served: each day's stretched by the
+    # outcomes known at its close (``recalibration``), from the last sessions before the
+    # compared days and the compared days' own earlier ones.
+    recent = earlier[DATE].unique().sort().to_list()[-RECENT_SESSIONS:]
+    known = pl.concat([earlier.filter(pl.col(DATE).is_in(recent)), compared])
+    known = attach_baselines(
+        known.with_columns(label_dates(known).alias(LABEL_DATE)), history, calendar
+    )
+    days = compared[DATE].unique().sort().to_list()
+
+    def served(bundle: ModelBundle) -> pl.DataFrame:
+        stretches = model_stretches(bundle, known, days)
+        return stretch_frame(predictions_frame(with_base, bundle), stretches)
+
     return ComparedRows(
-        challenger=predictions_frame(with_base, challenger),
-        champion=predictions_frame(with_base, champion) if champion is not None else None,
+        challenger=served(challenger),
+        champion=served(champion) if champion is not None else None,
         baselines=base,
         breach_rule=rule_p,
         compared_after=str(cutoff),

@@ -10,14 +10,20 @@ import numpy as np
 import polars as pl
 import pytest
 
+from daily_profit.modeling.bundle import attach_baselines
+from daily_profit.modeling.dataset import usable_rows
 from daily_profit.modeling.promotion import (
     ComparedRows,
     PairedTest,
     PromotionCriteria,
     PromotionDecision,
+    compare_on_rows,
     decide_promotion,
     paired_block_test,
 )
+from daily_profit.modeling.recalibration import STRETCH_BOUNDS, STRETCH_COLUMN
+from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR
+from daily_profit.modeling.train import predictions_frame
 
 N_DAYS, N_ACCOUNTS = 60, 80
 CRITERIA = PromotionCriteria(draws=1000)
@@ -228,3 +234,27 @@ def test_identical_predictors_are_non_inferior_never_superior() -> None:
     same_ni: PairedTest = paired_block_test("a", dates, loss, loss, kind="non_inferiority", **kw)
     same_sup = paired_block_test("a", dates, loss, loss, kind="superiority", **kw)
     assert same_ni.passed and not same_sup.passed
+
+
+def test_the_intervals_judged_are_the_ones_the_desk_is_served(trained_synthetic, synthetic):
+    # Each compared day's interval stretched about p50 by the outcomes known at its close, as
+    # the nightly predictions stretch it: promotion judges what the desk reads.
+    bundle = trained_synthetic.bundle
+    compared = compare_on_rows(
+        bundle, None, synthetic.frame, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
+    )
+    served = compared.challenger
+    stretch = served[STRETCH_COLUMN].to_numpy()
+    assert np.all((stretch >= STRETCH_BOUNDS[0]) & (stretch <= STRETCH_BOUNDS[1]))
+    assert np.any(stretch != 1.0)
+    rows = usable_rows(synthetic.frame).sort(["date", "account_id"])
+    after = rows.filter(pl.col("date") > pl.lit(compared.compared_after).str.to_date())
+    raw = predictions_frame(attach_baselines(after, synthetic.history, SYNTHETIC_CALENDAR), bundle)
+    assert served["date"].to_list() == raw["date"].to_list()
+    for q in ("p05", "p95"):
+        expected = raw["p50"].to_numpy() + stretch * (raw[q].to_numpy() - raw["p50"].to_numpy())
+        np.testing.assert_allclose(served[q].to_numpy(), expected)
+    np.testing.assert_allclose(served["p50"].to_numpy(), raw["p50"].to_numpy())
+    assert decide_promotion(compared, CRITERIA).numbers["interval_stretch_mean"] == pytest.approx(
+        float(stretch.mean())
+    )
