@@ -50,22 +50,9 @@ from daily_profit.modeling.baselines import (
     fit_breach_rule,
 )
 from daily_profit.modeling.bundle import ModelBundle, attach_baselines
-from daily_profit.modeling.dataset import (
-    BREACH,
-    DATE,
-    DEFAULT_USABLE_STATUSES,
-    LABEL_DATE,
-    TARGET,
-    label_dates,
-    usable_rows,
-)
+from daily_profit.modeling.dataset import BREACH, DATE, DEFAULT_USABLE_STATUSES, TARGET, usable_rows
 from daily_profit.modeling.evaluate import ALPHA
-from daily_profit.modeling.recalibration import (
-    RECENT_SESSIONS,
-    STRETCH_COLUMN,
-    model_stretches,
-    stretch_frame,
-)
+from daily_profit.modeling.recalibration import STRETCH_COLUMN, recent_known, served
 from daily_profit.modeling.train import predictions_frame
 from daily_profit.trading_calendar import TradingCalendar
 
@@ -433,20 +420,14 @@ def compare_on_rows(
     # The intervals judged are the ones the desk is served: each day's stretched by the
     # outcomes known at its close (``recalibration``), from the last sessions before the
     # compared days and the compared days' own earlier ones.
-    recent = earlier[DATE].unique().sort().to_list()[-RECENT_SESSIONS:]
-    known = pl.concat([earlier.filter(pl.col(DATE).is_in(recent)), compared])
-    known = attach_baselines(
-        known.with_columns(label_dates(known).alias(LABEL_DATE)), history, calendar
-    )
-    days = compared[DATE].unique().sort().to_list()
-
-    def served(bundle: ModelBundle) -> pl.DataFrame:
-        stretches = model_stretches(bundle, known, days)
-        return stretch_frame(predictions_frame(with_base, bundle), stretches)
-
+    known = attach_baselines(recent_known(earlier, compared), history, calendar)
     return ComparedRows(
-        challenger=served(challenger),
-        champion=served(champion) if champion is not None else None,
+        challenger=served(challenger, predictions_frame(with_base, challenger), known),
+        champion=(
+            served(champion, predictions_frame(with_base, champion), known)
+            if champion is not None
+            else None
+        ),
         baselines=base,
         breach_rule=rule_p,
         compared_after=str(cutoff),

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from daily_profit.modeling.bundle import ModelBundle
-from daily_profit.modeling.dataset import DATE, LABEL_DATE, TARGET
+from daily_profit.modeling.dataset import DATE, LABEL_DATE, TARGET, label_dates
 
 # Five sessions: a week of outcomes (about a thousand moving rows at the sandbox's size), recent
 # enough to follow a regime within days, and the conformal quantile of a thousand rows moves
@@ -143,3 +143,20 @@ def stretch_frame(predictions: pl.DataFrame, stretches: dict[dt.date, float]) ->
     return predictions.with_columns(
         pl.Series("p05", q[:, 0]), pl.Series("p95", q[:, 2]), pl.Series(STRETCH_COLUMN, s)
     )
+
+
+def recent_known(earlier: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows whose outcomes the stretches of ``rows``' days may read: the last
+    ``RECENT_SESSIONS`` feature days of ``earlier`` and ``rows`` themselves (each day reads only
+    what was realised by its close), with the day each label was realised."""
+    recent = earlier[DATE].unique().sort().to_list()[-RECENT_SESSIONS:]
+    known = pl.concat([earlier.filter(pl.col(DATE).is_in(recent)), rows], how="diagonal_relaxed")
+    return known.with_columns(label_dates(known).alias(LABEL_DATE))
+
+
+def served(bundle: ModelBundle, predictions: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
+    """``predictions`` by ``bundle`` as the nightly predictions serve them: each day's interval
+    stretched by the outcomes of ``known`` (``recent_known``, the stacked baselines attached)
+    realised by its close."""
+    days = predictions[DATE].unique().sort().to_list()
+    return stretch_frame(predictions, model_stretches(bundle, known, days))

@@ -42,7 +42,6 @@ from daily_profit.modeling.dataset import (
     BREACH,
     DATE,
     ID,
-    LABEL_DATE,
     TARGET,
     label_dates,
     usable_rows,
@@ -56,7 +55,7 @@ from daily_profit.modeling.evaluate import (
     interval_score,
     mse,
 )
-from daily_profit.modeling.recalibration import RECENT_SESSIONS, model_stretches, stretch_frame
+from daily_profit.modeling.recalibration import recent_known, served
 from daily_profit.modeling.train import TrainConfig, predictions_frame, train_profit_model
 from daily_profit.trading_calendar import TradingCalendar
 
@@ -204,14 +203,8 @@ def _recalibrated(
     """The origin's predictions with each day's interval stretched by the outcomes known that
     day (``recalibration``): the last sessions before the origin and the origin's own earlier
     days, as the nightly predictions do."""
-    recent_days = fitted[DATE].unique().sort().to_list()[-RECENT_SESSIONS:]
-    known = pl.concat(
-        [fitted.filter(pl.col(DATE).is_in(recent_days)), rows], how="diagonal_relaxed"
-    )
-    known = known.with_columns(label_dates(known).alias(LABEL_DATE))
-    days = predictions[DATE].unique().sort().to_list()
-    stretches = model_stretches(bundle, attach_baselines(known, history, calendar), days)
-    return stretch_frame(predictions, stretches)
+    known = attach_baselines(recent_known(fitted, rows), history, calendar)
+    return served(bundle, predictions, known)
 
 
 def run_origin(

@@ -238,16 +238,25 @@ def test_identical_predictors_are_non_inferior_never_superior() -> None:
 
 def test_the_intervals_judged_are_the_ones_the_desk_is_served(trained_synthetic, synthetic):
     # Each compared day's interval stretched about p50 by the outcomes known at its close, as
-    # the nightly predictions stretch it: promotion judges what the desk reads.
+    # the nightly predictions stretch it: promotion judges what the desk reads. After the
+    # model's calibration days the firm's moves turn three times as wide.
     bundle = trained_synthetic.bundle
+    calibrated_to = dt.date.fromisoformat(bundle.metadata["calibration_window"]["end"][:10])
+    wild = synthetic.frame.with_columns(
+        pl.when(pl.col("date") > calibrated_to)
+        .then(pl.col("net_profit_next_session") * 3.0)
+        .otherwise(pl.col("net_profit_next_session"))
+        .alias("net_profit_next_session")
+    )
     compared = compare_on_rows(
-        bundle, None, synthetic.frame, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
+        bundle, None, wild, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
     )
     served = compared.challenger
     stretch = served[STRETCH_COLUMN].to_numpy()
     assert np.all((stretch >= STRETCH_BOUNDS[0]) & (stretch <= STRETCH_BOUNDS[1]))
-    assert np.any(stretch != 1.0)
-    rows = usable_rows(synthetic.frame).sort(["date", "account_id"])
+    # A week in, the intervals have caught up with the wider moves.
+    assert stretch.max() > 2.0
+    rows = usable_rows(wild).sort(["date", "account_id"])
     after = rows.filter(pl.col("date") > pl.lit(compared.compared_after).str.to_date())
     raw = predictions_frame(attach_baselines(after, synthetic.history, SYNTHETIC_CALENDAR), bundle)
     assert served["date"].to_list() == raw["date"].to_list()
