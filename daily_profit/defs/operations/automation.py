@@ -87,10 +87,9 @@ def follows_inputs(extra_days: int = 0) -> dg.AutomationCondition:
 
     A day held back by a failed check upstream waits on its own (the change stays pending
     until the day is requested). The catch-up is for a day that was requested and whose run
-    failed, for a cause that clears without new data: predictions without a champion until one
-    is promoted by hand, a step that failed on a database hiccup. Once per tick, so a day that
-    keeps failing is tried once a night while it stays in the window, not on every
-    evaluation."""
+    failed for a cause that clears without new data: a database or network hiccup that
+    outlasted the run's retries, a worker lost mid-step. Once per tick, so a day that keeps
+    failing is tried once a night while it stays in the window, not on every evaluation."""
     changed = dg.AutomationCondition.any_deps_match(
         dg.AutomationCondition.data_version_changed()
     ).since_last_handled()

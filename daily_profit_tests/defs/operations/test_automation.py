@@ -213,8 +213,8 @@ def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_
 
 
 def test_a_day_whose_run_failed_is_tried_again_at_the_next_tick_once():
-    # Predictions that failed for want of a champion until one was promoted by hand, a step
-    # that failed on a database hiccup: nothing upstream changes, yet the day is missing.
+    # A step that failed on a database hiccup after the run's retries: nothing upstream
+    # changes, yet the day is missing.
     defs = _definitions()
     instance = dg.DagsterInstance.ephemeral()
     start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
