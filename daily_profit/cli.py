@@ -556,7 +556,9 @@ def _model_summary(result) -> str:
                 lines.append(
                     "no version qualified as champion: the history's predictions use the "
                     "challenger, and the nightly automation predicts no new day until a version "
-                    "is champion (daily_predictions waits for this blocking check)"
+                    "is champion (daily_predictions waits for the blocking check "
+                    "champion_registered; after promoting a version by hand in MLflow, execute "
+                    "that check from profit_model's Checks tab in ./dp ui)"
                 )
     return "\n".join(lines)
 

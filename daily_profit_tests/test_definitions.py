@@ -60,6 +60,18 @@ def test_the_assets_and_their_automation():
     assert automated == ASSETS - {"profit_model", "model_walk_forward"}
 
 
+def test_the_predictions_wait_on_a_registered_champion_not_on_the_decision():
+    # The decision is a record; what blocks is whether a champion is registered, a check a
+    # person can execute again after promoting a version by hand.
+    graph = defs.resolve_asset_graph()
+    checks = {
+        c.name: graph.get(c).blocking
+        for c in graph.asset_check_keys
+        if c.asset_key == dg.AssetKey("profit_model")
+    }
+    assert checks == {"champion_promotion": False, "champion_registered": True}
+
+
 def test_every_raw_daily_source_declares_its_blocking_checks():
     graph = defs.resolve_asset_graph()
     for table in ("raw_metrics_daily", "raw_trades_closed", "raw_regimes_daily"):

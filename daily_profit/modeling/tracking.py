@@ -495,6 +495,18 @@ class LoadedVersion:
         return self.tags[f"{TAG_PREFIX_WINDOW}calibration_end"]
 
 
+def aliased_version(target: TrackingTarget, alias: str) -> str | None:
+    """The version number an alias points at (None when unset), from the registry alone: the
+    model is not loaded."""
+    try:
+        mv = target.client().get_model_version_by_alias(target.registered_model_name, alias)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return str(mv.version)
+
+
 def load_version(
     target: TrackingTarget, *, alias: str | None = None, version: str | None = None
 ) -> LoadedVersion | None:

@@ -8,7 +8,12 @@ import polars as pl
 import pytest
 
 from daily_profit.defs.features.assets import feature_assets
-from daily_profit.defs.model.assets import CHAMPION_PROMOTION, model_assets, prediction_checks
+from daily_profit.defs.model.assets import (
+    CHAMPION_PROMOTION,
+    champion_registered,
+    model_assets,
+    prediction_checks,
+)
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
@@ -154,3 +159,21 @@ def test_train_promote_predict_and_keep_every_version(store, tmp_path):
     assert outcomes.success
     realised = store.read_partitions("prediction_outcomes", FIRST, LAST)
     assert realised.height > 0 and set(realised["model_version"].unique()) == {"1", "2"}
+
+
+def test_the_champion_check_reads_the_registry_when_it_runs(tmp_path):
+    # What a person does after promoting a version by hand: the check, executed on its own,
+    # reads the alias as it is now.
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.sqlite'}")
+    target = mlflow.target()
+    assert not champion_registered(mlflow=mlflow).passed  # no registered model yet
+    client = target.client()
+    client.create_registered_model(target.registered_model_name)
+    version = client.create_model_version(
+        target.registered_model_name, source=str(tmp_path / "model")
+    ).version
+    unaliased = champion_registered(mlflow=mlflow)
+    assert not unaliased.passed and unaliased.metadata["champion_version"].value == "none"
+    client.set_registered_model_alias(target.registered_model_name, CHAMPION, version)
+    aliased = champion_registered(mlflow=mlflow)
+    assert aliased.passed and aliased.metadata["champion_version"].value == str(version)

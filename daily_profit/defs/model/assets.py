@@ -35,7 +35,13 @@ from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result, tr
 from daily_profit.modeling.promotion import PromotionCriteria, PromotionDecision, promote_challenger
 from daily_profit.modeling.recalibration import RECENT_SESSIONS, day_stretch, model_stretches
 from daily_profit.modeling.scoring import score_accounts
-from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version, log_training_run
+from daily_profit.modeling.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    aliased_version,
+    load_version,
+    log_training_run,
+)
 from daily_profit.modeling.train import SearchBudget, TrainConfig, train_profit_model
 from daily_profit.monitoring.performance import (
     DECAY_WINDOW,
@@ -55,6 +61,7 @@ MODEL_GROUP = "model"
 PREDICTIONS_GROUP = "predictions"
 MONITORING_GROUP = "monitoring"
 CHAMPION_PROMOTION = "champion_promotion"
+CHAMPION_REGISTERED = "champion_registered"
 LABEL_COLUMNS = [c for c in LABEL_SCHEMA.names() if c not in ("date", "account_id")]
 LITTLE_HISTORY_DAYS = 5
 
@@ -164,15 +171,15 @@ def report_markdown(report: EvaluationReport) -> str:
         dg.AssetCheckSpec(
             CHAMPION_PROMOTION,
             asset=PROFIT_MODEL,
-            blocking=True,
             description="Compares the new version (challenger) with the champion on the "
             "challenger's test days by paired day-block bootstrap tests: moves the champion "
             "alias only when the challenger's MSE beats the champion's by the margin "
             "(DAILY_PROFIT_PROMOTION_MSE_MARGIN, significantly), it is non-inferior to the best "
             "baseline and to the champion on interval score and breach Brier, and its coverage "
             "lies in 90% +- the day-clustered error. The first version becomes champion on "
-            "non-inferiority to the best baselines. Fails (and blocks predictions in the run) "
-            "when no version qualifies as champion.",
+            "non-inferiority to the best baselines. The decision and every test are in its "
+            "metadata; fails when no version qualifies as champion (`champion_registered`, "
+            "which blocks the predictions, fails then too).",
         )
     ],
     kinds={"xgboost", "mlflow"},
@@ -273,6 +280,29 @@ def profit_model(
             **promotion_metadata(decision, criteria),
             "challenger_version": logged.version,
             "champion_version": champion.version if champion else "none",
+        },
+    )
+
+
+@dg.asset_check(
+    asset=PROFIT_MODEL,
+    name=CHAMPION_REGISTERED,
+    blocking=True,
+    description="A version of the model is the `champion` in MLflow's registry, read there "
+    "when the check runs (the model itself is not loaded). Blocks the predictions when "
+    "none is: runs after every training, and after promoting a version by hand in the MLflow "
+    "UI, execute it from this tab: once it passes, the next nightly tick predicts the recent "
+    "days still missing.",
+)
+def champion_registered(mlflow: MlflowResource) -> dg.AssetCheckResult:
+    target = mlflow.target()
+    version = aliased_version(target, CHAMPION)
+    return dg.AssetCheckResult(
+        passed=version is not None,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "registered_model": target.registered_model_name,
+            "champion_version": version or "none",
         },
     )
 

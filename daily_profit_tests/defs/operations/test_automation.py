@@ -277,6 +277,44 @@ def test_the_desk_report_of_a_new_day_is_requested_with_its_predictions_not_a_ni
     assert NEW_DAY.isoformat() in _requested(result).get("desk_report", set())
 
 
+def test_predictions_wait_for_a_champion_and_follow_once_one_is_registered():
+    # No version qualified at training: the blocking check fails and no day is predicted. A
+    # person promotes a version by hand in MLflow and executes the check from the UI.
+    defs = _definitions()
+    instance = dg.DagsterInstance.ephemeral()
+    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    _report(instance, "profit_model", None, "m1")
+
+    def champion_registered(passed: bool) -> None:
+        _store_check(
+            instance,
+            targeting_latest(
+                instance,
+                dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey("profit_model"),
+                    check_name="champion_registered",
+                    passed=passed,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                ),
+            ),
+        )
+
+    champion_registered(False)
+    days = sorted(dt.date.fromisoformat(d) for d in _window_days())
+    for day in days:
+        _land_with_inputs_published(instance, "account_features_daily", day)
+    blocked = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
+    )
+    assert "daily_predictions" not in _requested(blocked)
+
+    champion_registered(True)
+    promoted = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=blocked.cursor, evaluation_time=TICK
+    )
+    assert _requested(promoted).get("daily_predictions") == _window_days()
+
+
 def test_the_history_backfill_runs_the_graph_upstream_first_up_to_the_predictions():
     defs = _definitions()
     graph = defs.resolve_asset_graph()
