@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from daily_profit.defs import guards
 from daily_profit.defs.asset_keys import (
     ACCOUNT_PERFORMANCE_SUMMARY,
     DAILY_PREDICTIONS,
@@ -40,10 +39,14 @@ raw_reference_job = dg.define_asset_job(
 
 features_job = dg.define_asset_job(
     "features",
-    # The guard's declared checks re-read what each asset recorded per day: for the UI only.
-    selection=dg.AssetSelection.groups("staging", "features")
-    - dg.AssetSelection.assets(ACCOUNT_PERFORMANCE_SUMMARY)
-    - dg.AssetSelection.checks(*guards.declared_guard_checks()),
+    # Each asset records every check result of every day of its range itself; the declared
+    # checks re-read the range and evaluate each day again, for a re-run of a day from the UI,
+    # not for the jobs: in a year's backfill of 20,000 accounts they were 7 of its 12 steps
+    # and more than half of its time.
+    selection=(
+        dg.AssetSelection.groups("staging", "features")
+        - dg.AssetSelection.assets(ACCOUNT_PERFORMANCE_SUMMARY)
+    ).without_checks(),
     description="Staging, features and labels for a range of days, in one vectorised run.",
 )
 
