@@ -93,7 +93,10 @@ def follows_inputs(extra_days: int = 0) -> dg.AutomationCondition:
     changed = dg.AutomationCondition.any_deps_match(
         dg.AutomationCondition.data_version_changed()
     ).since_last_handled()
-    catch_up = dg.AutomationCondition.missing() & _tick()
+    # Requested before and not materialised since: its run failed (or never started). A day
+    # never requested (the history's monitoring days) is left to its inputs' changes.
+    failed = dg.AutomationCondition.newly_requested().since(dg.AutomationCondition.newly_updated())
+    catch_up = dg.AutomationCondition.missing() & failed & _tick()
     return (
         _window(extra_days)
         & (
