@@ -114,8 +114,11 @@ def chromium_executable(tmp_path_factory) -> str:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable: str):
+    """Headless Chromium for one test module. Not for the session: while Playwright's sync
+    API is open its event loop counts as running in the worker's main thread, and every later
+    test of that worker that calls ``asyncio.run`` (Dagster's automation evaluator does) fails."""
     from daily_profit_tests.browser import chromium_browser
 
     with chromium_browser(chromium_executable) as started:
