@@ -36,6 +36,16 @@ def _definitions() -> dg.Definitions:
     return defs
 
 
+def _evaluate(instance: dg.DagsterInstance, previous=None, at: dt.datetime = TICK):
+    """The automation sensor's evaluation at ``at``, after ``previous`` (its cursor)."""
+    return dg.evaluate_automation_conditions(
+        defs=_definitions(),
+        instance=instance,
+        cursor=previous.cursor if previous is not None else None,
+        evaluation_time=at,
+    )
+
+
 def _requested(result) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for r in result.results:
@@ -107,15 +117,11 @@ def _window_days() -> set[str]:
 
 
 def test_the_nightly_tick_requests_the_new_day_and_the_restatement_window_of_the_raw_layer():
-    defs = _definitions()
+    _definitions()
     instance = dg.DagsterInstance.ephemeral()
-    before = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, evaluation_time=TICK - dt.timedelta(hours=2)
-    )
+    before = _evaluate(instance, at=TICK - dt.timedelta(hours=2))
     assert not _requested(before)  # before the tick: nothing
-    result = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=before.cursor, evaluation_time=TICK
-    )
+    result = _evaluate(instance, before)
     requested = _requested(result)
     for table in RAW_DAILY:
         assert requested[table] == _window_days(), table
@@ -123,29 +129,23 @@ def test_the_nightly_tick_requests_the_new_day_and_the_restatement_window_of_the
         assert table in requested
     # Nothing downstream yet: its inputs have not landed.
     assert "stg_accounts_daily" not in requested
-    again = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=result.cursor, evaluation_time=TICK
-    )
+    again = _evaluate(instance, result)
     assert not set(_requested(again)) & set(RAW_DAILY)  # once per tick
 
 
 def test_downstream_recomputes_a_restated_day_only_when_its_data_changed():
-    defs = _definitions()
+    _definitions()
     instance = dg.DagsterInstance.ephemeral()
     # The sensor is running before the raw layer lands (it compares tick to tick).
-    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    start = _evaluate(instance)
     days = _land_raw_layer(instance)
-    first = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
-    )
+    first = _evaluate(instance, start)
     assert set(_requested(first).get("stg_accounts_daily", set())) == _window_days()
 
     # The layer runs; then the next night restates the window: one day's metrics changed.
     for day in days:
         _report(instance, "stg_accounts_daily", day, f"s-{day}")
-    second = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=first.cursor, evaluation_time=TICK
-    )
+    second = _evaluate(instance, first)
     assert "stg_accounts_daily" not in _requested(second)
     changed = days[1]
     for day in days:
@@ -156,38 +156,30 @@ def test_downstream_recomputes_a_restated_day_only_when_its_data_changed():
                 else (f"v1-{table}-{day}")
             )
             _report(instance, table, day, version)
-    third = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=second.cursor, evaluation_time=TICK
-    )
+    third = _evaluate(instance, second)
     assert _requested(third).get("stg_accounts_daily") == {changed.isoformat()}
 
 
 def test_the_desk_summary_is_refreshed_once_the_nights_staging_has_landed():
-    defs = _definitions()
+    _definitions()
     instance = dg.DagsterInstance.ephemeral()
-    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    start = _evaluate(instance)
     days = _land_raw_layer(instance)
-    raw_landed = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
-    )
+    raw_landed = _evaluate(instance, start)
     # The raw layer alone does not refresh it: staging is what it waits for.
     assert "account_performance_summary" not in _requested(raw_landed)
     for day in days:
         _report(instance, "stg_accounts_daily", day, f"s-{day}")
-    staged = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=raw_landed.cursor, evaluation_time=TICK
-    )
+    staged = _evaluate(instance, raw_landed)
     assert _requested(staged).get("account_performance_summary") == {"*"}
-    again = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=staged.cursor, evaluation_time=TICK
-    )
+    again = _evaluate(instance, staged)
     assert "account_performance_summary" not in _requested(again)
 
 
 def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_on():
-    defs = _definitions()
+    _definitions()
     instance = dg.DagsterInstance.ephemeral()
-    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    start = _evaluate(instance)
     days = _land_raw_layer(instance)
     # The new day's daily metrics: landed once, then a re-fetch's audit failed (blocking).
     failed = days[-1]
@@ -204,9 +196,7 @@ def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_
             ),
         ),
     )
-    result = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
-    )
+    result = _evaluate(instance, start)
     staging = _requested(result).get("stg_accounts_daily", set())
     assert failed.isoformat() not in staging
     assert staging == _window_days() - {failed.isoformat()}
@@ -215,31 +205,23 @@ def test_a_raw_day_that_failed_its_audit_stops_its_downstream_and_the_others_go_
 def test_a_day_whose_run_failed_is_tried_again_at_the_next_tick_once():
     # A step that failed on a database hiccup after the run's retries: nothing upstream
     # changes, yet the day is missing.
-    defs = _definitions()
+    _definitions()
     instance = dg.DagsterInstance.ephemeral()
-    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    start = _evaluate(instance)
     days = _land_raw_layer(instance)
-    first = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
-    )
+    first = _evaluate(instance, start)
     assert _requested(first)["stg_accounts_daily"] == _window_days()
     failed = days[-2]
     for day in days:
         if day != failed:  # its run failed: nothing materialised
             _report(instance, "stg_accounts_daily", day, f"s-{day}")
-    later = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=first.cursor, evaluation_time=TICK
-    )
+    later = _evaluate(instance, first)
     assert "stg_accounts_daily" not in _requested(later)  # not retried over and over
 
     next_tick = TICK + dt.timedelta(days=1)
-    caught_up = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=later.cursor, evaluation_time=next_tick
-    )
+    caught_up = _evaluate(instance, later, at=next_tick)
     assert _requested(caught_up).get("stg_accounts_daily") == {failed.isoformat()}
-    again = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=caught_up.cursor, evaluation_time=next_tick
-    )
+    again = _evaluate(instance, caught_up, at=next_tick)
     assert "stg_accounts_daily" not in _requested(again)
 
 
@@ -259,9 +241,9 @@ def _land_with_inputs_published(instance: dg.DagsterInstance, asset: str, day: d
 def test_the_desk_report_of_a_new_day_is_requested_with_its_predictions_not_a_night_later():
     # The labels of the new day are realised only after the next session; the report reads
     # the labels known by then, those of the days before.
-    defs = _definitions()
+    _definitions()
     instance = dg.DagsterInstance.ephemeral()
-    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    start = _evaluate(instance)
     days = _land_raw_layer(instance)
     first = days[0] - dt.timedelta(days=24)
     for i in range((NEW_DAY - first).days + 1):
@@ -271,18 +253,16 @@ def test_the_desk_report_of_a_new_day_is_requested_with_its_predictions_not_a_ni
             _land_with_inputs_published(instance, "labels_next_session", day)
     _report(instance, "daily_predictions", NEW_DAY, f"p-{NEW_DAY}")
 
-    result = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
-    )
+    result = _evaluate(instance, start)
     assert NEW_DAY.isoformat() in _requested(result).get("desk_report", set())
 
 
 def test_predictions_wait_for_a_champion_and_follow_once_one_is_registered():
     # No version qualified at training: the blocking check fails and no day is predicted. A
     # person promotes a version by hand in MLflow and executes the check from the UI.
-    defs = _definitions()
+    _definitions()
     instance = dg.DagsterInstance.ephemeral()
-    start = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=TICK)
+    start = _evaluate(instance)
     _report(instance, "profit_model", None, "m1")
 
     def champion_registered(passed: bool) -> None:
@@ -303,15 +283,11 @@ def test_predictions_wait_for_a_champion_and_follow_once_one_is_registered():
     days = sorted(dt.date.fromisoformat(d) for d in _window_days())
     for day in days:
         _land_with_inputs_published(instance, "account_features_daily", day)
-    blocked = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=start.cursor, evaluation_time=TICK
-    )
+    blocked = _evaluate(instance, start)
     assert "daily_predictions" not in _requested(blocked)
 
     champion_registered(True)
-    promoted = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=blocked.cursor, evaluation_time=TICK
-    )
+    promoted = _evaluate(instance, blocked)
     assert _requested(promoted).get("daily_predictions") == _window_days()
 
 
