@@ -129,11 +129,13 @@ def sandbox_process(
     log_dir: Path,
     start_date: dt.date | None = None,
     write_dir: Path | None = None,
+    latency_seconds: float = 0.0,
 ) -> Iterator[Sandbox]:
     """``python -m daily_profit.sandbox`` on a free port; yields once /_sandbox/info answers.
 
     ``start_date``: its first simulated day (default the sandbox's); ``write_dir``: where it
-    writes its plans export (``plans.csv``), for a platform reading the sandbox as a real API."""
+    writes its plans export (``plans.csv``), for a platform reading the sandbox as a real API;
+    ``latency_seconds``: every response is held that long (its ``slow`` fault), as a distant API."""
     port = _free_port()
     args = [
         sys.executable, "-m", "daily_profit.sandbox", "--accounts", str(accounts),
@@ -146,6 +148,8 @@ def sandbox_process(
         args += ["--start-date", start_date.isoformat()]
     if write_dir is not None:
         args += ["--write-dir", str(write_dir)]
+    if latency_seconds:
+        args += ["--faults", f"slow=1,slow_seconds={latency_seconds}"]
     log_path = log_dir / f"sandbox_{port}.log"
     started = time.perf_counter()
     with log_path.open("wb") as out:
@@ -414,6 +418,8 @@ def baseline_figure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "--accounts", str(args.accounts), "--days", str(args.days), "--seed", str(args.seed),
         "--day-workers", str(args.day_workers), "--mode", args.mode,
     ]  # fmt: skip
+    if args.latency_ms:
+        command += ["--latency-ms", str(args.latency_ms)]
     log(f"baseline: {args.baseline_rev} in {tree}")
     # The script puts its own tree first on sys.path (and the sandbox runs from it).
     done = subprocess.run(command, cwd=tree, stdout=subprocess.PIPE, text=True)
@@ -430,7 +436,12 @@ def run_unlimited(
     lines = []
     size = {"accounts": args.accounts, "days_simulated": args.days, "seed": args.seed}
     with sandbox_process(
-        args.accounts, args.days, args.seed, rate_limited=False, log_dir=tmp
+        args.accounts,
+        args.days,
+        args.seed,
+        rate_limited=False,
+        log_dir=tmp,
+        latency_seconds=args.latency_ms / 1000,
     ) as sandbox:
         days = sandbox.days
         trades = sandbox.info["endpoints"][ENDPOINT]
@@ -443,6 +454,7 @@ def run_unlimited(
             **size,
             "closed_trades_served": trades,
             "sandbox": "separate process, --no-rate-limit, warmed",
+            "api_latency_ms": args.latency_ms,
             "day_workers": args.day_workers,
             "day_concurrency": f"{args.mode}es, one RiskApiClient + Warehouse each "
             "(like parallel Dagster runs of different days)",
@@ -589,6 +601,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rl-seconds", type=float, help="rate-limited run length (default 60)")
     parser.add_argument(
         "--only", choices=["postgres", "sqlite", "rate"], action="append", help="repeatable"
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="every sandbox response held this long (a distant API; unlimited runs only)",
     )
     parser.add_argument(
         "--baseline-rev",

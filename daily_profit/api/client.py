@@ -448,7 +448,15 @@ class RiskApiClient:
         record_type: pa.StructType | None = None,
     ) -> dict[str, Any] | _ColumnPage:
         try:
-            return self._breaker.call(self._attempt, endpoint, params, record_type)
+            if self._breaker.current_state != pybreaker.STATE_CLOSED:
+                # Open: fails fast, or lets one trial through once the timeout is over
+                # (half-open trials are meant to go one at a time, under the breaker's lock).
+                return self._breaker.call(self._attempt, endpoint, params, record_type)
+            # pybreaker holds its lock for the whole wrapped call (danielfm/pybreaker#3), so
+            # the pages a query keeps in flight would be fetched one at a time: while closed,
+            # the request runs outside the breaker and only its outcome goes through it.
+            outcome = _Outcome.of(self._attempt, endpoint, params, record_type)
+            return self._breaker.call(outcome.replay)
         except pybreaker.CircuitBreakerError:
             raise RiskApiCircuitOpen(
                 "circuit breaker open after repeated failures; failing fast",
@@ -824,6 +832,26 @@ class _Deduplicator:
 
 
 @dataclass(frozen=True)
+class _Outcome:
+    """What one request returned or raised, replayed inside the breaker to count it."""
+
+    value: Any = None
+    error: Exception | None = None
+
+    @classmethod
+    def of(cls, attempt: Callable[..., Any], *args: Any) -> _Outcome:
+        try:
+            return cls(value=attempt(*args))
+        except Exception as exc:
+            return cls(error=exc)
+
+    def replay(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@dataclass(frozen=True)
 class _ColumnPage:
     """A success page read column-wise: ``Data.data`` as one Arrow column per contract field."""
 
@@ -889,7 +917,9 @@ def _column_page(content: bytes, record_type: pa.StructType) -> _ColumnPage | No
     if nulls:
         # Every field in every record: as many compact keys as the envelope's members plus
         # fields x records (a key ending in a backslash only makes the count fall short).
-        keys = content.count(b'":') - content.count(b'\\":')
+        keys = content.count(b'":')
+        if b"\\" in content:  # one scan for the key count unless a string escapes something
+            keys -= content.count(b'\\":')
         members = table.num_columns + data_type.num_fields
         if keys != members + columns.num_rows * columns.num_columns:
             return None

@@ -6,8 +6,10 @@ These pin the exact decisions (what is retried, how long it waits, when the brea
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
@@ -116,6 +118,37 @@ def test_breaker_opens_after_repeated_failures_and_fails_fast():
             client.get_page("accounts")
         assert len(seen) == calls_when_open == 3
         assert client.breaker_state == "open"
+
+
+def test_pages_in_flight_are_fetched_at_once_while_the_breaker_is_closed():
+    # Each response waits until four requests are in the transport together: a client that
+    # fetched them one at a time (pybreaker's lock around the call) breaks the barrier.
+    in_flight = threading.Barrier(4, timeout=5)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        in_flight.wait()
+        return ok([], 0)
+
+    with (
+        client_for(httpx.MockTransport(handler), retry=RetrySettings(max_attempts=1)) as client,
+        ThreadPoolExecutor(4) as pool,
+    ):
+        pages = list(pool.map(lambda _: client.get_page("accounts"), range(4)))
+    assert [p.total for p in pages] == [0, 0, 0, 0]
+    assert client.breaker_state == "closed"
+
+
+def test_a_trial_after_the_reset_timeout_closes_the_breaker_again():
+    transport, seen = scripted([httpx.Response(500, json={"Status": "error"})] * 2 + [ok([], 0)])
+    breaker = BreakerSettings(fail_max=2, reset_seconds=0.2)
+    with client_for(transport, breaker=breaker) as client:
+        with pytest.raises((RiskApiTransientError, RiskApiCircuitOpen)):
+            client.get_page("accounts")
+        assert client.breaker_state == "open"
+        time.sleep(0.25)
+        assert client.get_page("accounts").total == 0
+        assert client.breaker_state == "closed"
+        assert len(seen) == 3
 
 
 def test_rate_limiting_never_trips_the_breaker():
