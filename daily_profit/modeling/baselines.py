@@ -53,6 +53,12 @@ SHRUNK_ACCOUNT_MEANS: dict[str, float] = {
     "account_mean_shrunk_40": 40.0,
     "account_mean_shrunk_80": 80.0,
 }
+# A stack input read from the row itself rather than from the history: the unrealised P&L of
+# the positions open at D's close (the exposure feature). They close within the span, and what
+# is on the table at D is an unbiased forecast of what they add to it; a linear input gives the
+# stack that term exactly, which trees fitted on P&L in units of the scale only approximate.
+CARRIED_UNREALISED = "carried_unrealised"
+CARRIED_SOURCE = "open_unrealised_usd"
 INTERVAL_BASELINE = "trailing_percentiles"
 BREACH_BASELINE = "headroom_rule"
 QUANTILE_WINDOW = 60
@@ -135,7 +141,13 @@ def baseline_predictions(
     assume knowing nothing.
     """
     stats = _history_stats(span_history(history, calendar))
-    keyed = rows.select(ID, pl.col(DATE).cast(pl.Date)).with_row_index("_row")
+    carried = (
+        pl.col(CARRIED_SOURCE).cast(pl.Float64).fill_nan(None).fill_null(0.0)
+        if CARRIED_SOURCE in rows.columns
+        else pl.lit(0.0, dtype=pl.Float64)
+    )
+    keyed = rows.select(ID, pl.col(DATE).cast(pl.Date), carried.alias(CARRIED_UNREALISED))
+    keyed = keyed.with_row_index("_row")
     joined = (
         keyed.sort(DATE)
         .join_asof(
@@ -165,6 +177,7 @@ def baseline_predictions(
             .alias(name)
             for name, k in SHRUNK_ACCOUNT_MEANS.items()
         ],
+        CARRIED_UNREALISED,
     )
 
 

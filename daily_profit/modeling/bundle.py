@@ -44,6 +44,7 @@ import polars as pl
 import xgboost as xgb
 
 from daily_profit.modeling.baselines import (
+    CARRIED_UNREALISED,
     MEAN_BASELINES,
     SHRUNK_ACCOUNT_MEANS,
     baseline_predictions,
@@ -75,6 +76,7 @@ MODEL_TERM = "model"
 STACK_BASELINES: tuple[str, ...] = (
     *(b for b in MEAN_BASELINES if b != "zero"),
     *SHRUNK_ACCOUNT_MEANS,
+    CARRIED_UNREALISED,
 )
 BASELINE_PREFIX = "baseline_"
 # What the breach calibrator stacks beside the classifier: the headroom rule's typical move

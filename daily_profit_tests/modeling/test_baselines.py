@@ -9,6 +9,8 @@ import polars as pl
 import pytest
 
 from daily_profit.modeling.baselines import (
+    CARRIED_SOURCE,
+    CARRIED_UNREALISED,
     MEAN_BASELINES,
     SHRUNK_ACCOUNT_MEANS,
     baseline_predictions,
@@ -116,7 +118,25 @@ def test_no_row_in_the_span_means_no_pnl_yesterday_and_unknown_accounts_get_zero
         "baseline_p95",
         "typical_move",
         *SHRUNK_ACCOUNT_MEANS,
+        CARRIED_UNREALISED,
     ]
+
+
+def test_the_carried_unrealised_pnl_is_the_rows_own_open_positions() -> None:
+    history = _history([5.0, 7.0])
+    day = D0 + dt.timedelta(days=1)
+    rows = pl.DataFrame(
+        {
+            "account_id": ["A", "A", "B"],
+            "date": [day] * 3,
+            CARRIED_SOURCE: [120.5, None, float("nan")],
+        }
+    )
+    base = baseline_predictions(rows, history, EVERY_DAY)
+    # Nothing open (null) or not computable (NaN) carries nothing.
+    assert base[CARRIED_UNREALISED].to_list() == [120.5, 0.0, 0.0]
+    without = baseline_predictions(rows.drop(CARRIED_SOURCE), history, EVERY_DAY)
+    assert without[CARRIED_UNREALISED].to_list() == [0.0, 0.0, 0.0]
 
 
 def test_the_shrunk_account_mean_trusts_an_account_as_far_as_its_history_goes() -> None:
