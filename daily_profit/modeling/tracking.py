@@ -321,6 +321,7 @@ def _flat_params(bundle: ModelBundle, extra: Mapping[str, Any]) -> dict[str, str
     for term, weight in bundle.stack.weights.items():
         params[f"stack.{term}"] = repr(weight)
     params["stack.fallback"] = str(bundle.stack.fallback)
+    params["stack.kept"] = str(bundle.stack.evidence.get("kept", "stack"))
     params["conformal_level_non_zero"] = repr(bundle.conformal.level)
     for group, log_factor in bundle.conformal.factors.items():
         params[f"conformal_factor.{group.replace('=', ':')}"] = repr(

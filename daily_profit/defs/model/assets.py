@@ -196,10 +196,13 @@ def profit_model(
     conditional mean, what adds up to the firm's exposure), conformal p05/p50/p95 quantiles
     calibrated so the 90% interval covers 90% of outcomes, and a calibrated breach probability.
     Trained on a time-ordered train / calibration / test split with gaps, tuned by time-series
-    cross-validation. The expected profit is a stack of XGBoost and the naive baselines
-    (yesterday, trailing 5 and 20 sessions, account mean, all from the full raw daily history,
-    point in time), and is exactly the best baseline when the model did not beat it on held-out
-    days, so it is never knowingly worse than a baseline; the intervals are calibrated per
+    cross-validation. The expected profit is anchored on each account's edge as its history
+    shows it (its mean P&L per session, trusted as far as its number of sessions allows) plus
+    the share of its open positions' unrealised P&L that closes within the span; the stack of
+    XGBoost and the naive baselines (yesterday, trailing 5 and 20 sessions, account mean, all
+    from the full raw daily history, point in time) replaces the anchor only when it beats it
+    day by day on held-out days, and the best baseline replaces it when the anchor does not beat
+    that baseline, so it is never knowingly worse than a baseline; the intervals are calibrated per
     weekday, regime and scale band on accounts that traded. Evaluated against every baseline on
     the same test days, on all rows and on rows with a non-zero outcome (coverage by weekday,
     regime and scale decile in `conditional_coverage`), logged to MLflow and registered as the
@@ -246,7 +249,8 @@ def profit_model(
             "coverage_non_zero": float(
                 coverage.filter(pl.col("dimension") == "non_zero")["coverage"][0]
             ),
-            "mean_fallback": stack.fallback or "none (stack kept)",
+            "mean_kept": str(stack.evidence.get("kept", "stack")),
+            "mean_fallback": stack.fallback or "none",
             "stack_weights": json_value(stack.weights),
             "stack_evidence": json_value(stack.evidence),
             "scale_diagnostics": json_value(result.bundle.metadata["scale_diagnostics"]),
