@@ -530,6 +530,14 @@ def _model_materialised(result) -> list:
     return [e for e in result.get_asset_materialization_events() if e.asset_key == PROFIT_MODEL]
 
 
+_MEAN_KEPT = {
+    "anchor": "expected P&L: the anchor (shrunk account mean + the P&L its open positions carry)",
+    "stack": "expected P&L: the stack of the model and the baselines (it beat the anchor day by "
+    "day on the calibration days)",
+    "fallback": "expected P&L: exactly the {} baseline (the anchor did not beat it)",
+}
+
+
 def _model_summary(result) -> str:
     """Test metrics against the baselines, and the promotion decision with its reasons."""
     materialised = [] if result is None else _model_materialised(result)
@@ -544,8 +552,16 @@ def _model_summary(result) -> str:
         "by weekday, regime and predicted-scale decile; cells of >= 300 rows):",
         meta["conditional_coverage"].value,
     ]
+    if "mean_kept" in meta:
+        lines.append(
+            _MEAN_KEPT.get(meta["mean_kept"].value, "expected P&L: {}").format(
+                meta["mean_fallback"].value
+            )
+        )
+    from daily_profit.defs.model.assets import CHAMPION_PROMOTION
+
     for check in result.get_asset_check_evaluations():
-        if check.check_name == "champion_promotion":
+        if check.check_name == CHAMPION_PROMOTION:
             m = check.metadata
             lines.append(
                 f"promotion: {m['decision'].value} ({m['kind'].value}); champion is version "
