@@ -133,13 +133,19 @@ def baseline_column(name: str) -> str:
 
 
 def attach_baselines(
-    rows: pl.DataFrame, history: pl.DataFrame, calendar: TradingCalendar | None = None
+    rows: pl.DataFrame,
+    history: pl.DataFrame,
+    calendar: TradingCalendar | None = None,
+    *,
+    base: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``rows`` plus a ``baseline_<name>`` column per stacked baseline and the headroom rule's
     ``baseline_typical_move``, point in time from the daily P&L ``history`` on the span target
     of ``calendar`` (default the configured trading calendar;
-    ``baselines.baseline_predictions``): what the stacked mean and the breach calibrator need."""
-    base = baseline_predictions(rows, history, calendar)
+    ``baselines.baseline_predictions``): what the stacked mean and the breach calibrator need.
+    ``base``: those predictions of ``rows`` when the caller has them already."""
+    if base is None:
+        base = baseline_predictions(rows, history, calendar)
     return rows.with_columns(
         [base[name].alias(baseline_column(name)) for name in (*STACK_BASELINES, RULE_INPUT)]
     )

@@ -416,7 +416,7 @@ def compare_on_rows(
     if not earlier.is_empty() and earlier[BREACH].cast(pl.Float64).sum() > 0:
         rule = fit_breach_rule(earlier, history, challenger.headroom_columns, calendar)
         rule_p = rule.predict(compared, base)
-    with_base = attach_baselines(compared, history, calendar)
+    with_base = attach_baselines(compared, history, calendar, base=base)
     # The intervals judged are the ones the desk is served: each day's stretched by the
     # outcomes known at its close (``recalibration``), from the last sessions before the
     # compared days and the compared days' own earlier ones.
