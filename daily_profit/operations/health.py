@@ -151,7 +151,7 @@ def check_mlflow(settings: Settings) -> HealthResult:
     only: the model itself is not loaded."""
     import mlflow
 
-    from daily_profit.modeling.tracking import CHAMPION, DEFAULT_REGISTERED_MODEL
+    from daily_profit.modeling.tracking import CHAMPION, TrackingTarget, aliased_version
 
     name = "mlflow"
     uri = settings.resolved_mlflow_tracking_uri
@@ -160,21 +160,20 @@ def check_mlflow(settings: Settings) -> HealthResult:
     if store is not None and not store.exists():
         # MLflow would create (and migrate) an empty store on first contact.
         return HealthResult(name, False, f"{shown}: no tracking store yet (./dp main trains one)")
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    target = TrackingTarget.for_uri(uri)
+    model = target.registered_model_name
     try:
-        version = client.get_model_version_by_alias(DEFAULT_REGISTERED_MODEL, CHAMPION)
+        version = aliased_version(target, CHAMPION)
     except mlflow.exceptions.MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return HealthResult(
-                name,
-                False,
-                f"{shown}: no {CHAMPION} version of {DEFAULT_REGISTERED_MODEL} "
-                "(predictions fall back to the challenger)",
-            )
         return HealthResult(name, False, f"{shown}: unreachable ({exc.error_code})")
-    return HealthResult(
-        name, True, f"{shown}: {CHAMPION} is version {version.version} of {version.name}"
-    )
+    if version is None:
+        return HealthResult(
+            name,
+            False,
+            f"{shown}: no {CHAMPION} version of {model} (the nightly predictions wait for one: "
+            "champion_registered blocks them)",
+        )
+    return HealthResult(name, True, f"{shown}: {CHAMPION} is version {version} of {model}")
 
 
 # -- Dagster -----------------------------------------------------------------------------------
