@@ -305,11 +305,11 @@ def run_url(ui_base_url: str, run_id: str) -> str:
     return f"{ui_base_url.rstrip('/')}/runs/{run_id}"
 
 
-def dumps_cursor(ledger: IncidentLedger, **positions: int) -> str:
+def dumps_cursor(ledger: IncidentLedger, **positions: str | int) -> str:
     return json.dumps({"ledger": ledger.to_json(), "positions": positions}, sort_keys=True)
 
 
-def loads_cursor(text: str | None) -> tuple[IncidentLedger, dict[str, int]]:
+def loads_cursor(text: str | None) -> tuple[IncidentLedger, dict[str, str | int]]:
     if not text:
         return IncidentLedger(), {}
     data = json.loads(text)

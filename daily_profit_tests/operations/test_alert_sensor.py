@@ -64,6 +64,24 @@ def receivers(httpserver: HTTPServer, smtp_inbox, settings_env):
     return httpserver, inbox
 
 
+@pytest.fixture(params=["in_memory", "run_sharded_sqlite"])
+def instance(request, tmp_path):
+    """The sensor on an in-memory instance and on the run-sharded SQLite event log of a
+    laptop's instance (the project's dagster.yaml), where events are not indexed across runs."""
+    if request.param == "in_memory":
+        yield dg.DagsterInstance.ephemeral()
+        return
+    overrides = {
+        "event_log_storage": {
+            "module": "daily_profit.instance_storage",
+            "class": "FastSqliteEventLogStorage",
+            "config": {"base_dir": str(tmp_path / "history" / "runs")},
+        }
+    }
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as sharded:
+        yield sharded
+
+
 def _tick(instance: dg.DagsterInstance, cursor: str | None) -> str | None:
     sensor = alert_sensor()
     context = dg.build_sensor_context(instance=instance, cursor=cursor)
@@ -75,9 +93,8 @@ def _texts(httpserver: HTTPServer) -> list[str]:
     return [request.get_json()["text"] for request, _ in httpserver.log]
 
 
-def test_a_failed_blocking_check_alerts_once_per_incident_until_it_passes(receivers):
+def test_a_failed_blocking_check_alerts_once_per_incident_until_it_passes(receivers, instance):
     httpserver, inbox = receivers
-    instance = dg.DagsterInstance.ephemeral()
     failing = _run(instance, check_passes=False)
     cursor = _tick(instance, None)
 
@@ -103,9 +120,8 @@ def test_a_failed_blocking_check_alerts_once_per_incident_until_it_passes(receiv
     assert len(inbox.messages) == 2
 
 
-def test_a_run_failure_alerts_once_and_a_failure_dagster_will_retry_does_not(receivers):
+def test_a_run_failure_alerts_once_and_a_failure_dagster_will_retry_does_not(receivers, instance):
     httpserver, _ = receivers
-    instance = dg.DagsterInstance.ephemeral()
     _run(instance, asset_fails=True, tags={"dagster/will_retry": "true"})
     cursor = _tick(instance, None)
     assert _texts(httpserver) == []  # Dagster retries it: not an incident yet

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.event_api import EventLogCursor
 
 from daily_profit.config import get_settings
 from daily_profit.defs.asset_keys import DAILY_PREDICTIONS
@@ -135,12 +136,15 @@ def apply(ledger: IncidentLedger, signals: Iterable[Signal], now: dt.datetime) -
             yield signal.alert
 
 
-def _records(instance: dg.DagsterInstance, event_type: dg.DagsterEventType, after: int | None):
-    return instance.get_event_records(
-        dg.EventRecordsFilter(event_type=event_type, after_cursor=after),
-        limit=BATCH,
-        ascending=True,
-    )
+def _status_changes(
+    instance: dg.DagsterInstance, event_type: dg.DagsterEventType, after: str | int | None
+) -> dg.EventRecordsResult:
+    """The runs that ended with ``event_type`` since ``after``. Run status changes are the
+    one cross-run query every event log answers, the run-sharded SQLite of a laptop's instance
+    included (asset check evaluations are not indexed across runs there)."""
+    # A cursor of the former sensor kept a storage id.
+    cursor = EventLogCursor.from_storage_id(after).to_string() if isinstance(after, int) else after
+    return instance.fetch_run_status_changes(event_type, limit=BATCH, cursor=cursor, ascending=True)
 
 
 def _failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
@@ -153,34 +157,39 @@ def _failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
     )
 
 
-def _signals(instance: dg.DagsterInstance, positions: dict[str, int], ui: str) -> Iterator[Signal]:
-    for event_type in (
-        dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-        dg.DagsterEventType.RUN_FAILURE,
-        dg.DagsterEventType.RUN_SUCCESS,
-    ):
-        records = _records(instance, event_type, positions.get(event_type.value))
-        for record in records:
-            positions[event_type.value] = record.storage_id
+def _signals(
+    instance: dg.DagsterInstance, positions: dict[str, str | int], ui: str
+) -> Iterator[Signal]:
+    """Each run that ended since the last tick: its check evaluations (a failed blocking check
+    opens an incident, a passed one closes it), then the run itself."""
+    for event_type in (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS):
+        result = _status_changes(instance, event_type, positions.get(event_type.value))
+        if result.records:
+            positions[event_type.value] = result.cursor
+        for record in result.records:
             entry = record.event_log_entry
-            event = entry.dagster_event
-            if event is None:
-                continue
             run = instance.get_run_by_id(entry.run_id) if entry.run_id else None
-            if event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-                day = _run_day(run) if run else None
-                signal = check_signal(event.event_specific_data, entry.run_id, ui, day)
-            else:
-                if run is None:
+            if run is None:
+                continue
+            day = _run_day(run)
+            for evaluation in instance.all_logs(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ):
+                if evaluation.dagster_event is None:
                     continue
-                failed = event_type is dg.DagsterEventType.RUN_FAILURE
-                signal = run_signal(
-                    run,
-                    failed,
-                    entry.message or "",
-                    ui,
-                    failed_checks=failed and _failed_error_checks(instance, run.run_id),
+                signal = check_signal(
+                    evaluation.dagster_event.event_specific_data, run.run_id, ui, day
                 )
+                if signal is not None:
+                    yield signal
+            failed = event_type is dg.DagsterEventType.RUN_FAILURE
+            signal = run_signal(
+                run,
+                failed,
+                entry.message or "",
+                ui,
+                failed_checks=failed and _failed_error_checks(instance, run.run_id),
+            )
             if signal is not None:
                 yield signal
 
