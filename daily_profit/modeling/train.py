@@ -507,7 +507,8 @@ def choose_mean(
     """
     stack = MeanStack(weights=weights)
     matrix = np.column_stack([baselines[b] for b in STACK_BASELINES])
-    stack_mse = float(np.mean((y - stack.combine(model_term, matrix)) ** 2))
+    stack_loss = (y - stack.combine(model_term, matrix)) ** 2
+    stack_mse = float(np.mean(stack_loss))
     # The fallback is the best of every complete prediction the stack had, the shrunk account
     # means too: a firm whose edge is small but real is better served by them than by zero.
     # (The carried P&L alone predicts only the positions still open.)
@@ -520,11 +521,8 @@ def choose_mean(
     best = min(MEAN_BASELINES, key=lambda b: mses[b])
     fallback = min(inputs, key=lambda b: inputs[b])
     anchored = MeanStack(weights=anchor) if anchor is not None else None
-    anchor_mse = (
-        float(np.mean((y - anchored.combine(model_term, matrix)) ** 2))
-        if anchored is not None
-        else math.nan
-    )
+    anchor_loss = (y - anchored.combine(model_term, matrix)) ** 2 if anchored is not None else None
+    anchor_mse = float(np.mean(anchor_loss)) if anchor_loss is not None else math.nan
     evidence = {
         "rows": int(y.size),
         "stack_weights": weights,
@@ -548,11 +546,7 @@ def choose_mean(
         long_anchor = float(np.mean((long_y - long_matrix @ anchored.baseline_weights()) ** 2))
         long_mses = {b: float(np.mean((long_y - long[b]) ** 2)) for b in MEAN_BASELINES}
         long_best = min(MEAN_BASELINES, key=lambda b: long_mses[b])
-        stack_wins = _beats_by_day(
-            days,
-            (y - stack.combine(model_term, matrix)) ** 2,
-            (y - anchored.combine(model_term, matrix)) ** 2,
-        )
+        stack_wins = _beats_by_day(days, stack_loss, anchor_loss)
         evidence |= {
             "anchor_weights": anchor,
             "anchor_mse": anchor_mse,

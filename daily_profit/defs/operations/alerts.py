@@ -147,16 +147,6 @@ def _status_changes(
     return instance.fetch_run_status_changes(event_type, limit=BATCH, cursor=cursor, ascending=True)
 
 
-def _failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
-    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-    return any(
-        not r.dagster_event.event_specific_data.passed
-        and r.dagster_event.event_specific_data.severity == dg.AssetCheckSeverity.ERROR
-        for r in records
-        if r.dagster_event is not None
-    )
-
-
 def _signals(
     instance: dg.DagsterInstance, positions: dict[str, str | int], ui: str
 ) -> Iterator[Signal]:
@@ -172,14 +162,17 @@ def _signals(
             if run is None:
                 continue
             day = _run_day(run)
-            for evaluation in instance.all_logs(
-                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-            ):
-                if evaluation.dagster_event is None:
-                    continue
-                signal = check_signal(
-                    evaluation.dagster_event.event_specific_data, run.run_id, ui, day
+            # The run's check evaluations, read once: each is a signal, and a failed one of
+            # severity ERROR tells the run's failure alert that a check stopped it.
+            evaluations = [
+                record.dagster_event.event_specific_data
+                for record in instance.all_logs(
+                    run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
                 )
+                if record.dagster_event is not None
+            ]
+            for evaluation in evaluations:
+                signal = check_signal(evaluation, run.run_id, ui, day)
                 if signal is not None:
                     yield signal
             failed = event_type is dg.DagsterEventType.RUN_FAILURE
@@ -188,7 +181,10 @@ def _signals(
                 failed,
                 entry.message or "",
                 ui,
-                failed_checks=failed and _failed_error_checks(instance, run.run_id),
+                failed_checks=failed
+                and any(
+                    not e.passed and e.severity == dg.AssetCheckSeverity.ERROR for e in evaluations
+                ),
             )
             if signal is not None:
                 yield signal
