@@ -90,6 +90,11 @@ def firm_parameters(seed: int) -> dict[str, Any]:
 
 def run_seed(seed: int, settings: SweepSettings) -> dict[str, Any]:
     """Simulate the firm, build its frame, walk forward; the firm's figures."""
+    from daily_profit.modeling.promotion import (
+        PromotionCriteria,
+        compare_on_backtest,
+        decide_promotion,
+    )
     from daily_profit.modeling.train import SearchBudget, TrainConfig
     from daily_profit.modeling.walk_forward import WalkForwardConfig, firm_figures, run_walk_forward
     from daily_profit.sandbox.simulation import SimulationConfig
@@ -115,6 +120,12 @@ def run_seed(seed: int, settings: SweepSettings) -> dict[str, Any]:
         truth=data.truth,
     )
     figures = firm_figures(result)
+    # Would this firm get a first champion? The promotion check's decision on the same
+    # walk-forward days (non-inferior to the best baseline, coverage in its day-clustered band).
+    compared, _ = compare_on_backtest(result.out_of_sample, None, None, data.frame, data.history)
+    decision = decide_promotion(compared, PromotionCriteria())
+    figures["first_champion_promoted"] = decision.promote
+    figures["first_champion_reasons"] = decision.reasons
     figures["frame_seconds"] = built
     figures["seconds"] = time.perf_counter() - started
     figures["expected_skilled_share"] = config.expected_skilled_share()
@@ -191,6 +202,13 @@ def report_seed(seed: int, f: dict[str, Any]) -> None:
         },
     )
 
+    report(
+        "seed_sweep_first_champion_promoted",
+        float(f["first_champion_promoted"]),
+        "bool",
+        params={"seed": seed, "reasons": f["first_champion_reasons"]},
+    )
+
 
 def summarise(results: dict[int, dict[str, Any]], seconds: float, n_seeds: int) -> bool:
     """The sweep's figures; whether every floor of issue 9 is met."""
@@ -245,6 +263,13 @@ def summarise(results: dict[int, dict[str, Any]], seconds: float, n_seeds: int) 
             "headroom_rule_brier": _round(brier_rule),
             "rows": int(rows),
         },
+    )
+    promoted = [s for s, f in results.items() if f["first_champion_promoted"]]
+    report(
+        "seed_sweep_first_champion_promoted_seeds",
+        len(promoted),
+        "seeds",
+        params={"of": len(seeds), "seeds": promoted, "on": "the walk-forward days"},
     )
     report("seed_sweep_seconds", seconds, "s", params={"seeds": len(seeds)})
     # The floors speak of the full sweep of 12 firms; a smaller one is a check, not a verdict.

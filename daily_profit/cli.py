@@ -567,6 +567,8 @@ def _model_summary(result) -> str:
                 f"promotion: {m['decision'].value} ({m['kind'].value}); champion is version "
                 f"{m['champion_version'].value}"
             )
+            if "evidence" in m:
+                lines.append(f"judged on {m['evidence'].value}")
             lines.append(m["reasons"].value)
             if not check.passed:
                 lines.append(

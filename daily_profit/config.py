@@ -327,6 +327,14 @@ class Settings(BaseSettings):
         description="Length in days of the blocks the promotion's bootstrap resamples: "
         "consecutive days share the market, so they are drawn together.",
     )
+    promotion_walk_forward_days: int = Field(
+        default=60,
+        ge=0,
+        description="Promotion judges a challenger on the walk-forward days of its own method "
+        "(hyperparameters fixed, retrained at each origin over the last origins of the "
+        "history) covering at least this many labelled trading days where the history allows; "
+        "0: on the challenger's test days only.",
+    )
     walk_forward_step_days: int = Field(
         default=14,
         ge=1,

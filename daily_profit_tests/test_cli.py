@@ -86,6 +86,7 @@ def test_the_main_job_names_a_failed_raw_day_and_never_trains_on_it(faulty_api, 
     assert dt.date.fromisoformat(version.test_window[1][:10]) < FAILED_DAY
     # What the desk reads of the model: the paired tests' verdicts and the conditional coverage.
     assert "promotion: " in out and " mse_vs_" in out
+    assert "judged on the challenger's " in out  # its walk-forward or test days, and how many
     assert "expected P&L: " in out  # which mean the desk is served: anchor, stack or baseline
     assert "conditional coverage of the 90% interval on the test days" in out
     assert "| non_zero | all |" in out

@@ -1,8 +1,17 @@
 """Champion/challenger promotion by evidence: paired tests on day blocks, with margins.
 
-Challenger, champion and every baseline predict the same rows (the challenger's test days,
-restricted to feature days after both models' fitted windows), each model's 90% interval
-stretched day by day by the outcomes known at that day's close, as the nightly predictions
+The evidence is the walk-forward of the challenger's method (``backtest_method``): its
+hyperparameters fixed, retrained at each of the last origins of the history on what was known
+then, predicting until the next origin, over at least ``promotion_walk_forward_days`` (60)
+labelled sessions where the history allows; the decision says how many it had. Every baseline
+predicts the same rows, point in time, and the headroom breach rule is fitted at each origin.
+The champion meets the challenger on the same account-days with its record
+(``compare_on_backtest``): its own method's backtest, kept in its MLflow run when it was
+trained, up to its last fitted day, and its own out-of-sample predictions after that day, so
+a champion that has aged is judged as the desk has been served by it. Without a walk-forward
+(a history shorter than one origin, or the setting at 0) the tests run on the challenger's
+test days after both models' fitted windows (``compare_on_rows``). Each model's 90% interval
+is stretched day by day by the outcomes known at that day's close, as the nightly predictions
 serve it (``recalibration``). Per-row losses (squared error of
 the expected net profit, interval score of the 90% interval, Brier of the breach probability)
 are summed per day, and a moving-block bootstrap over days (``paired_block_test``) gives the
@@ -38,7 +47,7 @@ Every decision carries its tests (estimate, interval, p-value, margin, days) and
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,10 +59,24 @@ from daily_profit.modeling.baselines import (
     fit_breach_rule,
 )
 from daily_profit.modeling.bundle import ModelBundle, attach_baselines
-from daily_profit.modeling.dataset import BREACH, DATE, DEFAULT_USABLE_STATUSES, TARGET, usable_rows
+from daily_profit.modeling.dataset import (
+    BREACH,
+    DATE,
+    DEFAULT_USABLE_STATUSES,
+    ID,
+    TARGET,
+    usable_rows,
+)
 from daily_profit.modeling.evaluate import ALPHA
 from daily_profit.modeling.recalibration import STRETCH_COLUMN, recent_known, served
-from daily_profit.modeling.train import predictions_frame
+from daily_profit.modeling.train import MethodParams, TrainConfig, predictions_frame
+from daily_profit.modeling.walk_forward import (
+    RULE_PROBABILITY,
+    WalkForwardConfig,
+    WalkForwardResult,
+    plan_origins,
+    run_walk_forward,
+)
 from daily_profit.trading_calendar import TradingCalendar
 
 if TYPE_CHECKING:
@@ -204,6 +227,8 @@ class PromotionDecision:
     n_rows: int = 0
     n_days: int = 0
     tests: list[PairedTest] = field(default_factory=list)
+    # Which days the tests ran on and where each side's predictions came from.
+    evidence: str = ""
 
     def as_tags(self, prefix: str = "promotion.") -> dict[str, str]:
         """Flat string tags for MLflow (model version and run)."""
@@ -214,6 +239,7 @@ class PromotionDecision:
             f"{prefix}rows": str(self.n_rows),
             f"{prefix}days": str(self.n_days),
             f"{prefix}window": f"{self.window.get('start', '')}..{self.window.get('end', '')}",
+            f"{prefix}evidence": self.evidence,
         }
         for key, value in self.numbers.items():
             tags[f"{prefix}{key}"] = repr(float(value))
@@ -434,6 +460,148 @@ def compare_on_rows(
     )
 
 
+ACCOUNT_KEY = "account_key"  # the account's keyed hash (``privacy.mask_value``): no identity
+PREDICTION_COLUMNS = ("expected_net_profit", "p05", "p95", "breach_probability")
+
+
+def keyed(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``account_key`` (the keyed hash of ``account_id``), hashed once per account."""
+    from daily_profit.privacy import mask_value
+
+    ids = frame.select(pl.col(ID).unique())
+    keys = ids.with_columns(
+        pl.Series(ACCOUNT_KEY, [mask_value(str(v)) for v in ids[ID].to_list()], dtype=pl.String)
+    )
+    return frame.join(keys, on=ID, how="left", maintain_order="left")
+
+
+def stored_backtest(out_of_sample: pl.DataFrame) -> pl.DataFrame:
+    """What a run keeps of its backtest for the next challenger to meet
+    (``tracking.log_backtest``): per account key and day, the served predictions."""
+    return keyed(out_of_sample).select(ACCOUNT_KEY, DATE, *PREDICTION_COLUMNS)
+
+
+def compare_on_backtest(
+    backtest: pl.DataFrame,
+    champion: ModelBundle | None,
+    champion_backtest: pl.DataFrame | None,
+    rows: pl.DataFrame,
+    history: pl.DataFrame,
+    usable_statuses: tuple[str, ...] = DEFAULT_USABLE_STATUSES,
+    calendar: TradingCalendar | None = None,
+    sessions_asked: int | None = None,
+) -> tuple[ComparedRows, str]:
+    """The challenger's walk-forward rows against the baselines and the champion's record on
+    the same account-days, and a sentence on where each side's predictions came from.
+
+    ``backtest``: the out-of-sample rows of ``walk_forward.run_walk_forward`` of the
+    challenger's method (served predictions, every baseline, the headroom rule fitted at each
+    origin). The champion's record is what the desk had from it or would have had: its own
+    method's backtest stored at its training (``champion_backtest``, for the days up to its
+    last fitted day) and, after that day, the champion's own predictions, out of sample and
+    aging as the served model ages. A retrained challenger of the same method then beats the
+    champion by being fresher, a new method by being better; days with no champion record are
+    left out of the comparison with the champion.
+    """
+    ch = backtest.sort([DATE, ID])
+    rule = ch[RULE_PROBABILITY].to_numpy() if RULE_PROBABILITY in ch.columns else None
+    baselines = ch.select(ID, DATE, *MEAN_BASELINES, "baseline_p05", "baseline_p95")
+    days = ch[DATE].n_unique()
+    walked = f"the challenger's walk-forward: {days} sessions"
+    if sessions_asked is not None and days < sessions_asked:
+        walked += f" ({sessions_asked} asked: all the history allows)"
+    if champion is None:
+        return (
+            ComparedRows(challenger=ch, champion=None, baselines=baselines, breach_rule=rule),
+            walked,
+        )
+    cutoff = last_fitted_day(champion)
+    usable = usable_rows(rows, usable_statuses).sort([DATE, ID])
+    later = usable.filter(pl.col(DATE) > cutoff).join(ch.select(ID, DATE), on=[ID, DATE])
+    parts = []
+    if not later.is_empty():
+        known = attach_baselines(
+            recent_known(usable.filter(pl.col(DATE) <= cutoff), later), history, calendar
+        )
+        own = served(
+            champion, predictions_frame(attach_baselines(later, history, calendar), champion), known
+        )
+        parts.append(own.select(ID, DATE, *PREDICTION_COLUMNS))
+    stored_days = 0
+    if champion_backtest is not None:
+        early = keyed(ch.filter(pl.col(DATE) <= cutoff).select(ID, DATE)).join(
+            champion_backtest.filter(pl.col(DATE) <= cutoff), on=[ACCOUNT_KEY, DATE]
+        )
+        stored_days = early[DATE].n_unique()
+        parts.append(early.select(ID, DATE, *PREDICTION_COLUMNS))
+    record = pl.concat(parts, how="vertical_relaxed") if parts else None
+    if record is None or record.is_empty():
+        raise ValueError(
+            f"the champion has no prediction of the challenger's walk-forward days (its "
+            f"backtest is not stored and no day is after its last fitted day {cutoff})"
+        )
+    matched = ch.join(record, on=[ID, DATE], how="inner", suffix="_champion").sort([DATE, ID])
+    champion_rows = matched.select(
+        ID,
+        DATE,
+        TARGET,
+        *([BREACH] if BREACH in matched.columns else []),
+        *[pl.col(f"{c}_champion").alias(c) for c in PREDICTION_COLUMNS],
+    )
+    keep = matched.select(ID, DATE)
+    ch = ch.join(keep, on=[ID, DATE], how="semi", maintain_order="left")
+    if rule is not None:
+        rule = ch[RULE_PROBABILITY].to_numpy()
+    own_days = matched.filter(pl.col(DATE) > cutoff)[DATE].n_unique()
+    evidence = (
+        f"{walked}; against the champion on "
+        f"{matched[DATE].n_unique()} of them ({stored_days} of its stored walk-forward up to "
+        f"{cutoff}, {own_days} of its own predictions after)"
+    )
+    return (
+        ComparedRows(
+            challenger=ch,
+            champion=champion_rows,
+            baselines=ch.select(ID, DATE, *MEAN_BASELINES, "baseline_p05", "baseline_p95"),
+            breach_rule=rule,
+            compared_after=str(cutoff),
+        ),
+        evidence,
+    )
+
+
+def backtest_method(
+    frame: pl.DataFrame,
+    challenger: ModelBundle,
+    train_config: TrainConfig,
+    *,
+    history: pl.DataFrame,
+    calendar: TradingCalendar,
+    walk_forward: WalkForwardConfig,
+    min_trading_days: int,
+    workers: int = 1,
+) -> WalkForwardResult | None:
+    """The challenger's method replayed over the last walk-forward origins of ``frame``: its
+    hyperparameters fixed (``TrainConfig.fixed_params``), retrained at each origin on what was
+    known then, predicting until the next, over at least ``min_trading_days`` labelled sessions
+    where the history allows (``walk_forward.last_origins``). None when the history is too short
+    for one origin."""
+    days = frame[DATE].unique().sort().to_list()
+    if not plan_origins(days, walk_forward):
+        return None
+    fixed = replace(train_config, fixed_params=MethodParams.of(challenger.metadata))
+    return run_walk_forward(
+        frame,
+        challenger.feature_columns,
+        fixed,
+        walk_forward,
+        history=history,
+        calendar=calendar,
+        min_trading_days=min_trading_days,
+        workers=workers,
+    )
+
+
 def apply_promotion(
     target: TrackingTarget,
     challenger_version: str,
@@ -457,9 +625,17 @@ def promote_challenger(
     history: pl.DataFrame,
     criteria: PromotionCriteria | None = None,
     calendar: TradingCalendar | None = None,
+    backtest: pl.DataFrame | None = None,
+    sessions_asked: int | None = None,
 ) -> PromotionDecision:
-    """Load ``challenger`` and ``champion`` by alias, compare on ``rows``, decide, apply."""
-    from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version
+    """Load ``challenger`` and ``champion`` by alias, compare, decide, apply.
+
+    With ``backtest`` (the out-of-sample rows of the challenger's method over the last
+    walk-forward origins, meant to cover ``sessions_asked`` sessions) the tests run on those
+    days (``compare_on_backtest``); without it,
+    on the days of ``rows`` after both models' fitted windows (``compare_on_rows``).
+    """
+    from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_backtest, load_version
 
     challenger = load_version(target, alias=CHALLENGER)
     if challenger is None:
@@ -472,14 +648,27 @@ def promote_challenger(
             reasons=[f"version {challenger.version} is already the champion"],
             numbers={},
         )
-    compared = compare_on_rows(
-        challenger.bundle,
-        champion.bundle if champion is not None else None,
-        rows,
-        history=history,
-        calendar=calendar,
-    )
+    if backtest is not None and not backtest.is_empty():
+        compared, evidence = compare_on_backtest(
+            backtest,
+            champion.bundle if champion is not None else None,
+            load_backtest(target, champion.run_id) if champion is not None else None,
+            rows,
+            history,
+            calendar=calendar,
+            sessions_asked=sessions_asked,
+        )
+    else:
+        compared = compare_on_rows(
+            challenger.bundle,
+            champion.bundle if champion is not None else None,
+            rows,
+            history=history,
+            calendar=calendar,
+        )
+        evidence = f"the challenger's test days after {compared.compared_after}: no walk-forward"
     decision = decide_promotion(compared, criteria or PromotionCriteria.from_settings())
+    decision.evidence = evidence
     decision.numbers["challenger_version"] = float(challenger.version)
     if champion is not None:
         decision.numbers["champion_version"] = float(champion.version)

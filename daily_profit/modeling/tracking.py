@@ -575,6 +575,33 @@ def load_drift_reference(
     )
 
 
+# The challenger's backtest (``promotion.stored_backtest``), kept on its run for the next
+# challenger to meet.
+BACKTEST_ARTIFACT = "promotion/walk_forward_predictions.parquet"
+
+
+def log_backtest(target: TrackingTarget, run_id: str, rows: pl.DataFrame) -> None:
+    """Keep ``rows`` (no identity: account keys) as the run's ``BACKTEST_ARTIFACT``."""
+    folder, name = BACKTEST_ARTIFACT.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        rows.write_parquet(path)
+        target.client().log_artifact(run_id, str(path), artifact_path=folder)
+
+
+def load_backtest(target: TrackingTarget, run_id: str) -> pl.DataFrame | None:
+    """The backtest a run kept; None when it kept none (a version older than the backtest)."""
+    target.activate()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=BACKTEST_ARTIFACT, dst_path=tmp
+            )
+            return pl.read_parquet(path)
+    except (mlflow.exceptions.MlflowException, OSError):
+        return None
+
+
 def load_pyfunc(target: TrackingTarget, alias: str = CHAMPION) -> mlflow.pyfunc.PyFuncModel:
     """The plain MLflow pyfunc model of an alias (what ``mlflow models serve`` would run)."""
     target.activate()

@@ -120,6 +120,25 @@ class SearchBudget:
 
 
 @dataclass(frozen=True)
+class MethodParams:
+    """The hyperparameters a trained method chose for each of its models."""
+
+    mean: dict[str, float]
+    quantile: dict[str, float]
+    breach: dict[str, float]
+
+    @classmethod
+    def of(cls, metadata: dict[str, Any]) -> MethodParams:
+        """What a bundle's metadata says its search chose (``metadata["params"]``)."""
+        params = metadata["params"]
+        return cls(
+            mean=dict(params["mean"]),
+            quantile=dict(params["quantile"]),
+            breach=dict(params["breach"]),
+        )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -143,6 +162,13 @@ class TrainConfig:
     # A Dask scheduler (tcp://host:8786): every booster is then fitted through xgboost.dask on
     # its workers (``boosting.DaskFitter``). None: in this process, as always.
     dask_scheduler_address: str | None = None
+    # A method's hyperparameters fixed (``MethodParams.of``): no search, one trial whose mean,
+    # quantile and breach models take the given parameters. Promotion's backtest replays the
+    # challenger's method this way, origin after origin.
+    fixed_params: MethodParams | None = None
+    # The train days' feature distributions for drift monitoring (``bundle.drift_reference``):
+    # a served model needs them, a backtest's models are never served.
+    drift_reference: bool = True
 
     def threads(self) -> int:
         return self.n_threads or os.cpu_count() or 1
@@ -639,7 +665,7 @@ class _FoldData:
 @dataclass
 class TrialResult:
     index: int
-    params: dict[str, float]
+    params: dict[str, float]  # the mean model's; the quantile and breach models' below
     mse: float
     pinball: float
     breach_log_loss: float
@@ -650,6 +676,13 @@ class TrialResult:
     # The mean model's model term s(x) * f(x) on the folds' validation rows, in fold order:
     # out-of-fold predictions the stack is fitted on (not in ``as_dict``).
     oof_mean: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    # A sampled trial gives every model the same parameters; a fixed method may not.
+    quantile_params: dict[str, float] = field(default_factory=dict)
+    breach_params: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.quantile_params = self.quantile_params or self.params
+        self.breach_params = self.breach_params or self.params
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "oof_mean"}
@@ -663,7 +696,7 @@ class SearchReport:
     best_breach: int
     scale_rounds: int
     n_folds: int
-    stopped_by: str  # "trials" or "seconds"
+    stopped_by: str  # "trials", "seconds" or "fixed" (``TrainConfig.fixed_params``)
     seconds: float
     # The folds' validation rows, in the order of each trial's ``oof_mean``.
     valid_rows: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
@@ -691,16 +724,19 @@ def _run_trial(
     headroom_idx: list[int],
     monotone: Sequence[int],
     config: TrainConfig,
+    method: MethodParams | None = None,
 ) -> TrialResult:
+    """One trial over the folds; ``method``: each model's own parameters (``trial`` unused)."""
     started = time.perf_counter()
+    mean_t, q_t, b_t = (method.mean, method.quantile, method.breach) if method else (trial,) * 3
     threads, seed, es = config.threads(), config.seed, config.early_stopping_rounds
     mses, pins, lls, r_mean, r_q, r_b, oof = [], [], [], [], [], [], []
     for fold in folds:
         fitter = fold.fitter
         # Mean: squared error on y / s, scored in dollars.
-        d_fit, d_val = fold.normalised(trial["mean_weight_power"])
+        d_fit, d_val = fold.normalised(mean_t["mean_weight_power"])
         booster, n = _train(
-            fitter, _mean_params(trial, seed, threads), d_fit, config.max_rounds, d_val, es
+            fitter, _mean_params(mean_t, seed, threads), d_fit, config.max_rounds, d_val, es
         )
         pred = fold.scale_valid * booster.inplace_predict(
             fold.valid_mean_matrix, iteration_range=(0, n)
@@ -709,9 +745,9 @@ def _run_trial(
         oof.append(pred)
         r_mean.append(n)
         # Quantiles: pinball on y / s, scored in dollars.
-        d_fit, d_val = fold.normalised(trial["quantile_weight_power"])
+        d_fit, d_val = fold.normalised(q_t["quantile_weight_power"])
         booster, n = _train(
-            fitter, _quantile_params(trial, seed, threads), d_fit, config.max_rounds, d_val, es
+            fitter, _quantile_params(q_t, seed, threads), d_fit, config.max_rounds, d_val, es
         )
         q = booster.inplace_predict(fold.valid_mean_matrix, iteration_range=(0, n)).astype(
             np.float64
@@ -723,7 +759,7 @@ def _run_trial(
             d_fit, d_val = fold.breach(headroom_idx)
             booster, n = _train(
                 fitter,
-                _breach_params(trial, seed, threads, monotone),
+                _breach_params(b_t, seed, threads, monotone),
                 d_fit,
                 config.max_rounds,
                 d_val,
@@ -740,7 +776,9 @@ def _run_trial(
             lls.append(log_loss(fold.valid.breach, np.full(fold.valid.y.size, rate)))
     return TrialResult(
         index=index,
-        params=trial,
+        params=mean_t,
+        quantile_params=q_t,
+        breach_params=b_t,
         mse=float(np.mean(mses)),
         pinball=float(np.mean(pins)),
         breach_log_loss=float(np.mean(lls)),
@@ -793,11 +831,15 @@ def search(
         )
     results: list[TrialResult] = []
     stopped_by = "trials"
-    for i, trial in enumerate(sample_trials(config.budget.n_trials, seed)):
+    monotone = breach_monotone(features, len(headroom_idx))
+    method = config.fixed_params
+    if method is not None:
+        stopped_by = "fixed"
+        results.append(_run_trial(0, method.mean, folds, headroom_idx, monotone, config, method))
+    for i, trial in enumerate(sample_trials(config.budget.n_trials if method is None else 0, seed)):
         if results and time.perf_counter() - started > config.budget.max_seconds:
             stopped_by = "seconds"
             break
-        monotone = breach_monotone(features, len(headroom_idx))
         results.append(_run_trial(i, trial, folds, headroom_idx, monotone, config))
     return SearchReport(
         trials=results,
@@ -939,16 +981,18 @@ def train_profit_model(
             _mean_dmatrix(fitter, train, scale_train, mean_power, spec, threads),
             best_mean.mean_rounds,
         )
-        quantile_power = best_q.params["quantile_weight_power"]
+        quantile_power = best_q.quantile_params["quantile_weight_power"]
         quantile_booster, _ = _train(
             fitter,
-            _quantile_params(best_q.params, seed, threads),
+            _quantile_params(best_q.quantile_params, seed, threads),
             _mean_dmatrix(fitter, train, scale_train, quantile_power, spec, threads),
             best_q.quantile_rounds,
         )
         breach_booster, _ = _train(
             fitter,
-            _breach_params(best_b.params, seed, threads, breach_monotone(features, len(headroom))),
+            _breach_params(
+                best_b.breach_params, seed, threads, breach_monotone(features, len(headroom))
+            ),
             _breach_dmatrix(fitter, train, scale_train, headroom_idx, threads),
             best_b.breach_rounds if 0 < train.breach.sum() < train.breach.size else 1,
         )
@@ -956,13 +1000,13 @@ def train_profit_model(
 
     # The stack's weights, from the chosen mean trial's out-of-fold predictions (train days).
     oof_rows = report.valid_rows
-    oof_base = baseline_predictions(oof_rows, history)
+    oof_base = baseline_predictions(oof_rows, history, calendar)
     weights = fit_stack(
         oof_rows[TARGET].cast(pl.Float64).to_numpy(),
         best_mean.oof_mean,
         np.column_stack([oof_base[b].to_numpy() for b in STACK_BASELINES]),
     )
-    train_base = baseline_predictions(split.train, history)
+    train_base = baseline_predictions(split.train, history, calendar)
     anchor = fit_anchor(
         split.train[TARGET].cast(pl.Float64).to_numpy(),
         {b: train_base[b].to_numpy() for b in STACK_BASELINES},
@@ -973,7 +1017,7 @@ def train_profit_model(
     cal = _Part.of(split.calibration, features, categories)
     scale_cal = _predict_scale(scale_booster, cal.x, config.scale_floor, report.scale_rounds)
     cal_mx = mean_matrix(cal.x, scale_cal, spec)
-    cal_base = baseline_predictions(split.calibration, history)
+    cal_base = baseline_predictions(split.calibration, history, calendar)
     stack = choose_mean(
         weights,
         cal.y,
@@ -1051,8 +1095,8 @@ def train_profit_model(
             "scale_diagnostics": scale_diagnostics,
             "params": {
                 "mean": best_mean.params,
-                "quantile": best_q.params,
-                "breach": best_b.params,
+                "quantile": best_q.quantile_params,
+                "breach": best_b.breach_params,
                 "scale": dict(SCALE_PARAMS),
                 "rounds": {
                     "scale": report.scale_rounds,
@@ -1065,9 +1109,10 @@ def train_profit_model(
     )
     bundle.set_threads(threads)
     # The train days only: what the boosters learned from (calibration days tune, not teach).
-    bundle.drift_reference = build_reference(
-        split.train, features, bundle.feature_importance(), seed=seed, day_column=DATE
-    )
+    if config.drift_reference:
+        bundle.drift_reference = build_reference(
+            split.train, features, bundle.feature_importance(), seed=seed, day_column=DATE
+        )
 
     description = describe_split(split)
     description["features"] = features

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from daily_profit.config import get_settings
 from daily_profit.defs.features.assets import feature_assets
 from daily_profit.defs.model.assets import (
     CHAMPION_PROMOTION,
@@ -15,7 +16,7 @@ from daily_profit.defs.model.assets import (
     prediction_checks,
 )
 from daily_profit.defs.resources import MlflowResource, WarehouseResource
-from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_version
+from daily_profit.modeling.tracking import CHALLENGER, CHAMPION, load_backtest, load_version
 from daily_profit.sandbox.simulation import SimulationConfig, simulate
 from daily_profit.trading_calendar import trading_calendar
 from daily_profit.warehouse.io import Warehouse
@@ -67,7 +68,7 @@ def _train(store, mlflow, instance, n_trials: int, seed: int) -> dg.ExecuteInPro
     )
 
 
-def test_train_promote_predict_and_keep_every_version(store, tmp_path):
+def test_train_promote_predict_and_keep_every_version(store, tmp_path, monkeypatch):
     mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.sqlite'}")
     instance = dg.DagsterInstance.ephemeral()
 
@@ -81,6 +82,9 @@ def test_train_promote_predict_and_keep_every_version(store, tmp_path):
     ]
     assert decision.metadata["decision"].value in {"promoted", "kept"}
     assert decision.metadata["reasons"].value  # the reasons are always visible
+    # 50 days are too few for a walk-forward origin (56 days of history by default): judged on
+    # the challenger's test days, and it says so.
+    assert decision.metadata["evidence"].value.endswith("no walk-forward")
     target = mlflow.target()
     assert load_version(target, alias=CHALLENGER).version == "1"
     champion = load_version(target, alias=CHAMPION)
@@ -121,8 +125,16 @@ def test_train_promote_predict_and_keep_every_version(store, tmp_path):
     assert len({r.partition for r in records if r.partition}) == (LAST - FIRST).days + 1
 
     # A second training with other settings: a new challenger, compared with reasons recorded;
-    # its predictions are added beside version 1's, never over them.
-    second = _train(store, mlflow, instance, n_trials=2, seed=1)
+    # its predictions are added beside version 1's, never over them. Origins from day 35 on,
+    # every 5 days: the challenger is judged on its method's walk-forward days, which its run keeps.
+    monkeypatch.setenv("DAILY_PROFIT_WALK_FORWARD_MIN_TRAIN_DAYS", "35")
+    monkeypatch.setenv("DAILY_PROFIT_WALK_FORWARD_STEP_DAYS", "5")
+    get_settings.cache_clear()
+    try:
+        second = _train(store, mlflow, instance, n_trials=2, seed=1)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
     assert (
         second.get_asset_materialization_events()[0].materialization.metadata["model_version"].value
         == "2"
@@ -132,6 +144,15 @@ def test_train_promote_predict_and_keep_every_version(store, tmp_path):
     ]
     assert decision2.metadata["challenger_version"].value == "2"
     assert decision2.metadata["reasons"].value
+    evidence = decision2.metadata["evidence"].value
+    assert evidence.startswith("the challenger's walk-forward: ")
+    assert "(60 asked: all the history allows)" in evidence
+    assert decision2.metadata["days_compared"].value >= 5  # of the 8 sessions from day 35
+    kept = load_backtest(target, load_version(target, version="2").run_id)
+    assert kept is not None and kept["date"].min() >= FIRST + dt.timedelta(days=35)
+    if champion is not None:
+        # Version 1 kept no backtest: met on the days after its own fitted window only.
+        assert "0 of its stored walk-forward" in evidence
     version_one_before = rows.filter(pl.col("model_version") == "1").drop("scored_run_id")
     again = dg.materialize(
         model_assets,

@@ -11,19 +11,26 @@ import polars as pl
 import pytest
 
 from daily_profit.modeling.bundle import attach_baselines
-from daily_profit.modeling.dataset import usable_rows
+from daily_profit.modeling.dataset import TARGET, usable_rows
 from daily_profit.modeling.promotion import (
+    ACCOUNT_KEY,
     ComparedRows,
     PairedTest,
     PromotionCriteria,
     PromotionDecision,
+    backtest_method,
+    compare_on_backtest,
     compare_on_rows,
     decide_promotion,
+    last_fitted_day,
     paired_block_test,
+    stored_backtest,
 )
 from daily_profit.modeling.recalibration import STRETCH_BOUNDS, STRETCH_COLUMN
 from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR
 from daily_profit.modeling.train import predictions_frame
+from daily_profit.modeling.walk_forward import WalkForwardConfig, WalkForwardResult
+from daily_profit_tests.modeling.conftest import small_config
 
 N_DAYS, N_ACCOUNTS = 60, 80
 CRITERIA = PromotionCriteria(draws=1000)
@@ -267,3 +274,110 @@ def test_the_intervals_judged_are_the_ones_the_desk_is_served(trained_synthetic,
     assert decide_promotion(compared, CRITERIA).numbers["interval_stretch_mean"] == pytest.approx(
         float(stretch.mean())
     )
+
+
+# -- on the walk-forward days ------------------------------------------------------------------
+
+BACKTEST_ORIGINS = WalkForwardConfig(step_days=10, min_train_days=20)
+
+
+@pytest.fixture(scope="module")
+def backtest(synthetic, trained_synthetic) -> WalkForwardResult:
+    """The synthetic firm's method replayed over its last origins (60 days: origins on days 20,
+    30, 40 and 50; 25 sessions take the last three)."""
+    result = backtest_method(
+        synthetic.frame,
+        trained_synthetic.bundle,
+        small_config(),
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+        walk_forward=BACKTEST_ORIGINS,
+        min_trading_days=25,
+        workers=2,
+    )
+    assert result is not None
+    return result
+
+
+def test_the_backtest_predicts_at_least_the_sessions_asked_for_each_out_of_sample(
+    backtest: WalkForwardResult, trained_synthetic, synthetic
+) -> None:
+    days = synthetic.frame["date"].unique().sort().to_list()
+    assert [o.origin.day for o in backtest.origins] == [days[30], days[40], days[50]]
+    assert backtest.out_of_sample_trading_days >= 25
+    oos = backtest.out_of_sample
+    assert (oos["date"] >= oos["origin"]).all()
+    # Too short a history for one origin: no backtest (promotion then judges on the
+    # challenger's test days and says so).
+    short = synthetic.frame.filter(pl.col("date") < days[15])
+    assert (
+        backtest_method(
+            short,
+            trained_synthetic.bundle,
+            small_config(),
+            history=synthetic.history,
+            calendar=SYNTHETIC_CALENDAR,
+            walk_forward=BACKTEST_ORIGINS,
+            min_trading_days=25,
+        )
+        is None
+    )
+
+
+def test_the_champions_record_is_its_stored_backtest_then_its_own_predictions(
+    backtest: WalkForwardResult, trained_synthetic, synthetic
+) -> None:
+    champion = trained_synthetic.bundle
+    cutoff = last_fitted_day(champion)
+    # The champion's stored backtest, told apart from the challenger's: half its expected P&L.
+    stored = stored_backtest(backtest.out_of_sample).with_columns(
+        pl.col("expected_net_profit") * 0.5
+    )
+    assert "account_id" not in stored.columns
+    assert stored[ACCOUNT_KEY].str.starts_with("h:").all()
+    compared, evidence = compare_on_backtest(
+        backtest.out_of_sample,
+        champion,
+        stored,
+        synthetic.frame,
+        synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
+    ch, champ = compared.challenger, compared.champion
+    assert champ is not None
+    assert ch.select("account_id", "date").equals(champ.select("account_id", "date"))
+    np.testing.assert_array_equal(ch[TARGET].to_numpy(), champ[TARGET].to_numpy())
+    early = pl.col("date") <= cutoff
+    np.testing.assert_allclose(
+        champ.filter(early)["expected_net_profit"].to_numpy(),
+        0.5 * ch.filter(early)["expected_net_profit"].to_numpy(),
+    )
+    # After its last fitted day, what the champion itself predicts, as served.
+    own = compare_on_rows(
+        champion, None, synthetic.frame, synthetic.history, calendar=SYNTHETIC_CALENDAR
+    ).challenger
+    later = champ.filter(~early).join(
+        own.select("account_id", "date", pl.col("expected_net_profit").alias("own")),
+        on=["account_id", "date"],
+    )
+    assert later.height == champ.filter(~early).height > 0
+    np.testing.assert_allclose(later["expected_net_profit"].to_numpy(), later["own"].to_numpy())
+    early_days = champ.filter(early)["date"].n_unique()
+    later_days = champ.filter(~early)["date"].n_unique()
+    assert early_days > 0
+    assert f"{early_days} of its stored walk-forward" in evidence
+    assert f"{later_days} of its own predictions" in evidence
+    assert decide_promotion(compared, CRITERIA).kind == "vs_champion"
+
+    # A champion that kept no backtest is met only where it predicted out of sample itself.
+    alone, evidence = compare_on_backtest(
+        backtest.out_of_sample,
+        champion,
+        None,
+        synthetic.frame,
+        synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
+    assert alone.challenger["date"].min() > cutoff
+    assert alone.challenger.height == later.height
+    assert "0 of its stored walk-forward" in evidence

@@ -11,20 +11,29 @@ import pytest
 from mlflow.models import Model
 
 from daily_profit.modeling.evaluate import evaluate_result
-from daily_profit.modeling.promotion import compare_on_rows, decide_promotion, promote_challenger
+from daily_profit.modeling.promotion import (
+    backtest_method,
+    compare_on_rows,
+    decide_promotion,
+    promote_challenger,
+    stored_backtest,
+)
 from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData
 from daily_profit.modeling.tracking import (
     CHALLENGER,
     CHAMPION,
     LoggedModel,
     TrackingTarget,
+    load_backtest,
     load_drift_reference,
     load_pyfunc,
     load_version,
+    log_backtest,
     log_training_run,
     model_input,
 )
 from daily_profit.modeling.train import SearchBudget, TrainConfig, TrainResult, train_profit_model
+from daily_profit.modeling.walk_forward import WalkForwardConfig
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +218,65 @@ def test_promotion_through_mlflow(
     assert float(tags["promotion.mse_vs_champion_p_value"]) > 0
     assert float(tags["promotion.mse_vs_champion_margin"]) >= 0
     assert tags["promotion.days"] == str(decision.n_days)
+
+
+def test_promotion_on_the_walk_forward_meets_the_champions_kept_backtest(
+    tmp_path: Path, trained_synthetic: TrainResult, synthetic: SyntheticData
+) -> None:
+    """Each version keeps its method's backtest in its run; the next challenger is judged on
+    its own backtest's days against that record. A retrained copy of the champion (the same
+    method, the same model) is never promoted: it is not better, only another draw."""
+    target = TrackingTarget.embedded(tmp_path, registered_model_name="walk_forward_promotion")
+    report = evaluate_result(
+        trained_synthetic, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
+    )
+    backtest = backtest_method(
+        synthetic.frame,
+        trained_synthetic.bundle,
+        TrainConfig(seed=0, budget=SearchBudget(n_trials=2, n_folds=2)),
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+        walk_forward=WalkForwardConfig(step_days=10, min_train_days=20),
+        min_trading_days=25,
+        workers=2,
+    )
+    assert backtest is not None
+    rows = backtest.out_of_sample
+    first = log_training_run(target, trained_synthetic, report)
+    assert load_backtest(target, first.run_id) is None  # nothing kept yet
+    log_backtest(target, first.run_id, stored_backtest(rows))
+    kept = load_backtest(target, first.run_id)
+    assert kept is not None and kept.height == rows.height
+    assert "account_id" not in kept.columns
+    decision = promote_challenger(
+        target,
+        synthetic.frame,
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+        backtest=rows,
+    )
+    assert decision.kind == "vs_baselines"
+    assert decision.n_days == rows["date"].n_unique()
+    assert decision.evidence.startswith("the challenger's walk-forward")
+    client = target.client()
+    if not decision.promote:
+        client.set_registered_model_alias(target.registered_model_name, CHAMPION, first.version)
+
+    again = log_training_run(target, trained_synthetic, report)
+    log_backtest(target, again.run_id, stored_backtest(rows))
+    decision = promote_challenger(
+        target,
+        synthetic.frame,
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+        backtest=rows,
+    )
+    assert decision.kind == "vs_champion" and not decision.promote
+    assert "of its stored walk-forward" in decision.evidence
+    assert decision.numbers["mse_vs_champion_estimate"] == 0.0
+    tags = client.get_model_version(target.registered_model_name, again.version).tags
+    assert tags["promotion.evidence"] == decision.evidence
+    assert tags["promotion.decision"] == "kept"
 
 
 def test_a_given_sqlite_store_keeps_its_artifacts_beside_it_not_in_the_working_folder(

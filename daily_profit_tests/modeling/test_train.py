@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -13,6 +16,8 @@ from daily_profit.modeling.dataset import DATE
 from daily_profit.modeling.promotion import PromotionCriteria, coverage_band
 from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData
 from daily_profit.modeling.train import (
+    DEFAULT_TRIAL,
+    MethodParams,
     TrainConfig,
     TrainResult,
     choose_mean,
@@ -63,6 +68,48 @@ def test_same_seed_same_predictions(
     assert again.bundle.calibrator == trained_synthetic.bundle.calibrator
     assert again.bundle.stack == trained_synthetic.bundle.stack
     assert again.bundle.conformal == trained_synthetic.bundle.conformal
+
+
+def test_a_method_replayed_with_its_hyperparameters_fixed_is_the_same_model(
+    synthetic: SyntheticData, trained_synthetic: TrainResult
+) -> None:
+    """What promotion's backtest relies on: fixing the parameters the search chose (for the
+    mean, quantile and breach models each) skips the search and trains the same models."""
+    chosen = MethodParams.of(trained_synthetic.bundle.metadata)
+    replayed = train_profit_model(
+        synthetic.frame,
+        synthetic.feature_columns,
+        replace(small_config(), fixed_params=chosen),
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
+    assert replayed.search.stopped_by == "fixed" and len(replayed.search.trials) == 1
+    assert MethodParams.of(replayed.bundle.metadata) == chosen
+    assert (
+        replayed.bundle.metadata["params"]["rounds"]
+        == (trained_synthetic.bundle.metadata["params"]["rounds"])
+    )
+    assert replayed.test_predictions.equals(trained_synthetic.test_predictions)
+    # Each model takes its own parameters, not the mean model's.
+    mixed = MethodParams(
+        mean=dict(DEFAULT_TRIAL),
+        quantile={**DEFAULT_TRIAL, "max_depth": 2, "quantile_weight_power": 0.0},
+        breach={**DEFAULT_TRIAL, "max_depth": 3, "min_child_weight": 50.0},
+    )
+    fitted = train_profit_model(
+        synthetic.frame,
+        synthetic.feature_columns,
+        replace(small_config(), fixed_params=mixed),
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+    )
+    assert MethodParams.of(fitted.bundle.metadata) == mixed
+
+    def depth(model: str) -> str:
+        config = json.loads(fitted.bundle.boosters[model].save_config())
+        return config["learner"]["gradient_booster"]["tree_train_param"]["max_depth"]
+
+    assert (depth("mean"), depth("quantile"), depth("breach")) == ("4", "2", "3")
 
 
 def test_unusable_labels_are_not_trained_on(synthetic: SyntheticData) -> None:

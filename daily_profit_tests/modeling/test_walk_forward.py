@@ -20,11 +20,13 @@ from daily_profit.modeling.walk_forward import (
     block_bootstrap_rmse_ratio,
     conditional_coverage,
     firm_figures,
+    last_origins,
     plan_origins,
     prediction_rows,
     run_walk_forward,
     training_rows,
 )
+from daily_profit.trading_calendar import TradingCalendar
 
 QUICK = TrainConfig(seed=0, budget=SearchBudget(n_trials=1, n_folds=2))
 
@@ -48,6 +50,39 @@ def test_prediction_days_partition_the_out_of_sample_window() -> None:
     assert origins[-1].predict_end == days[-1]
     assert all(o.predict_start == o.day for o in origins)
     assert plan_origins(days[:30], WalkForwardConfig(min_train_days=40)) == []
+
+
+def test_the_last_origins_cover_the_sessions_asked_for_or_all_the_history_has() -> None:
+    # 100 feature days from a Wednesday, every row labelled but the last 3 days' (not realised
+    # yet). Weekdays are sessions: promotion asks for N labelled sessions, not N calendar days.
+    days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(100)]
+    frame = pl.DataFrame(
+        {
+            ID: ["a"] * 100,
+            DATE: days,
+            TARGET: [1.0] * 97 + [None] * 3,
+        }
+    )
+    calendar = TradingCalendar()
+    origins = plan_origins(days, WalkForwardConfig(step_days=14, min_train_days=40))
+
+    def sessions(chosen: list) -> int:
+        usable = set(usable_rows(frame)[DATE].to_list())
+        return sum(
+            1
+            for o in chosen
+            for d in usable
+            if o.predict_start <= d <= o.predict_end and calendar.is_session(d)
+        )
+
+    chosen = last_origins(origins, frame, calendar, 20)
+    # The last origin (a Monday) predicts 1 labelled session, the two before 10 each: the last
+    # three hold 21 sessions, the last two only 11.
+    assert chosen == origins[-3:]
+    assert sessions(chosen) >= 20 > sessions(chosen[1:])
+    # More than the history holds: every origin, and no more.
+    assert last_origins(origins, frame, calendar, 1000) == origins
+    assert last_origins(origins, frame, calendar, 0) == []
 
 
 def test_no_training_row_after_its_origin(small: SyntheticData) -> None:
@@ -169,3 +204,18 @@ def test_block_bootstrap_interval_contains_the_ratio_and_separates_a_clear_winne
     )
     ratio, lo, hi = block_bootstrap_rmse_ratio(frame, SELECTED_BASELINE)
     assert lo <= ratio <= hi < 1.0
+
+
+def test_an_origin_with_too_little_history_for_the_method_says_which_and_what_to_change(
+    small: SyntheticData,
+) -> None:
+    with pytest.raises(
+        ValueError, match=r"walk-forward origin .* \(DAILY_PROFIT_WALK_FORWARD_MIN_TRAIN_DAYS\)"
+    ):
+        run_walk_forward(
+            small.frame,
+            small.feature_columns,
+            QUICK,
+            WalkForwardConfig(step_days=7, min_train_days=3),
+            history=small.history,
+        )

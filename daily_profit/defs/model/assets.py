@@ -32,7 +32,13 @@ from daily_profit.modeling import outcomes as outcomes_core
 from daily_profit.modeling.bundle import attach_baselines
 from daily_profit.modeling.dataset import usable_rows
 from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result, truth_over_spans
-from daily_profit.modeling.promotion import PromotionCriteria, PromotionDecision, promote_challenger
+from daily_profit.modeling.promotion import (
+    PromotionCriteria,
+    PromotionDecision,
+    backtest_method,
+    promote_challenger,
+    stored_backtest,
+)
 from daily_profit.modeling.recalibration import RECENT_SESSIONS, day_stretch, model_stretches
 from daily_profit.modeling.scoring import score_accounts
 from daily_profit.modeling.tracking import (
@@ -40,9 +46,11 @@ from daily_profit.modeling.tracking import (
     CHAMPION,
     aliased_version,
     load_version,
+    log_backtest,
     log_training_run,
 )
 from daily_profit.modeling.train import SearchBudget, TrainConfig, train_profit_model
+from daily_profit.modeling.walk_forward import WalkForwardConfig, origin_workers
 from daily_profit.monitoring.performance import (
     DECAY_WINDOW,
     WINDOWS,
@@ -139,6 +147,7 @@ def promotion_metadata(decision: PromotionDecision, criteria: PromotionCriteria)
         "mse_margin": criteria.mse_margin,
         "noninferiority_margin": criteria.noninferiority_margin,
         "block_days": criteria.block_days,
+        "evidence": decision.evidence,
         "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
         "numbers": json_value({k: float(v) for k, v in decision.numbers.items()}),
     }
@@ -172,7 +181,11 @@ def report_markdown(report: EvaluationReport) -> str:
             CHAMPION_PROMOTION,
             asset=PROFIT_MODEL,
             description="Compares the new version (challenger) with the champion on the "
-            "challenger's test days by paired day-block bootstrap tests: moves the champion "
+            "walk-forward days of the challenger's method (its hyperparameters fixed, "
+            "retrained every DAILY_PROFIT_WALK_FORWARD_STEP_DAYS over at least "
+            "DAILY_PROFIT_PROMOTION_WALK_FORWARD_DAYS sessions where the history allows; "
+            "`evidence` says how many and what the champion's record on them was) by paired "
+            "day-block bootstrap tests: moves the champion "
             "alias only when the challenger's MSE beats the champion's by the margin "
             "(DAILY_PROFIT_PROMOTION_MSE_MARGIN, significantly), it is non-inferior to the best "
             "baseline and to the champion on interval score and breach Brier, and its coverage "
@@ -271,9 +284,34 @@ def profit_model(
         }
     )
 
-    criteria = PromotionCriteria.from_settings()
+    settings = get_settings()
+    backtest = None
+    if settings.promotion_walk_forward_days > 0:
+        backtest = backtest_method(
+            frame,
+            result.bundle,
+            train_config,
+            history=history,
+            calendar=calendar,
+            walk_forward=WalkForwardConfig.from_settings(settings),
+            min_trading_days=settings.promotion_walk_forward_days,
+            workers=origin_workers(),
+        )
+    if backtest is not None:
+        log_backtest(target, logged.run_id, stored_backtest(backtest.out_of_sample))
+        context.log.info(
+            f"backtest of the challenger's method: {len(backtest.origins)} origins, "
+            f"{backtest.out_of_sample_trading_days} trading days in {backtest.seconds:.0f} s"
+        )
+    criteria = PromotionCriteria.from_settings(settings)
     decision = promote_challenger(
-        target, frame, history=history, criteria=criteria, calendar=calendar
+        target,
+        frame,
+        history=history,
+        criteria=criteria,
+        calendar=calendar,
+        backtest=backtest.out_of_sample if backtest is not None else None,
+        sessions_asked=settings.promotion_walk_forward_days,
     )
     champion = load_version(target, alias=CHAMPION)
     yield dg.AssetCheckResult(

@@ -37,6 +37,7 @@ from daily_profit.modeling.walk_forward import (
     WalkForwardResult,
     conditional_coverage,
     firm_figures,
+    origin_workers,
     run_walk_forward,
 )
 from daily_profit.trading_calendar import TradingCalendar
@@ -174,6 +175,7 @@ def model_walk_forward(
             truth=_sandbox_truth(calendar),
             calendar=calendar,
             progress=progress,
+            workers=origin_workers(),
         )
     except ValueError as exc:
         raise dg.Failure(f"walk-forward not possible: {exc}") from exc
