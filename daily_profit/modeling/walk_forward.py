@@ -63,6 +63,7 @@ from daily_profit.trading_calendar import TradingCalendar
 
 ORIGIN = "origin"
 SELECTED_BASELINE = "selected_baseline"  # the column of the held-out best baseline's prediction
+SELECTED_BASELINE_NAME = "selected_baseline_name"  # and of its name
 RULE_PROBABILITY = "rule_breach_probability"
 BASE_RATE = "base_rate_breach_probability"
 ORACLE_COLUMN = "oracle"
@@ -285,6 +286,7 @@ def run_origin(
                 {
                     ORIGIN: [origin.day] * rows.height,
                     SELECTED_BASELINE: base[selected],
+                    SELECTED_BASELINE_NAME: [selected] * rows.height,
                     RULE_PROBABILITY: rule_p,
                     BASE_RATE: np.full(rows.height, base_rate),
                     ORACLE_COLUMN: _oracle(rows, truth),

@@ -29,7 +29,12 @@ from daily_profit.modeling.promotion import (
 from daily_profit.modeling.recalibration import STRETCH_BOUNDS, STRETCH_COLUMN
 from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR
 from daily_profit.modeling.train import predictions_frame
-from daily_profit.modeling.walk_forward import WalkForwardConfig, WalkForwardResult
+from daily_profit.modeling.walk_forward import (
+    SELECTED_BASELINE,
+    SELECTED_BASELINE_NAME,
+    WalkForwardConfig,
+    WalkForwardResult,
+)
 from daily_profit_tests.modeling.conftest import small_config
 
 N_DAYS, N_ACCOUNTS = 60, 80
@@ -381,3 +386,30 @@ def test_the_champions_record_is_its_stored_backtest_then_its_own_predictions(
     assert alone.challenger["date"].min() > cutoff
     assert alone.challenger.height == later.height
     assert "0 of its stored walk-forward" in evidence
+
+
+def test_on_the_walk_forward_the_baseline_to_match_is_the_one_chosen_before_the_days() -> None:
+    """The desk's alternative to the model is the baseline it would have picked at each origin
+    (on its training days), not the one that turned out best on the judged days: that one is
+    reported beside it, in hindsight."""
+    signal = _signal()
+    rng = np.random.default_rng(7)
+    compared = _compare(
+        signal + rng.normal(0.0, 45.0, signal.size), None, width=_half_width_for_90()
+    )
+    chosen_before = compared.baselines["trailing_5_sessions"]  # noisier than trailing_20
+    walked = replace(
+        compared,
+        baselines=compared.baselines.with_columns(
+            chosen_before.alias(SELECTED_BASELINE),
+            pl.lit("trailing_5_sessions").alias(SELECTED_BASELINE_NAME),
+        ),
+    )
+    decision = decide_promotion(walked, CRITERIA)
+    required, hindsight = decision.tests[0], decision.tests[1]
+    assert required.name == "mse_vs_trailing_5_sessions" and required.passed
+    assert hindsight.name == "mse_vs_trailing_20_sessions_in_hindsight" and not hindsight.passed
+    assert decision.reasons[1].startswith("REPORT (fail) mse_vs_trailing_20_sessions_in_hindsight")
+    assert decision.promote, decision.reasons
+    # Without the walk-forward's choice, the best on the days themselves is the one to match.
+    assert not decide_promotion(compared, CRITERIA).promote
