@@ -234,11 +234,39 @@ def due_session(now: dt.datetime, calendar: TradingCalendar, zone: str, deadline
     return yesterday if calendar.is_session(yesterday) else None
 
 
+def operating_since(instance: dg.DagsterInstance) -> dt.datetime | None:
+    """When the instance's first run was created: before it nothing ran here to meet a
+    deadline. None when it never ran anything."""
+    records = instance.get_run_records(limit=1, ascending=True)
+    return records[0].create_timestamp if records else None
+
+
 def deadline_verdict(
     instance: dg.DagsterInstance, day: dt.date, deadline_at: dt.datetime
 ) -> dg.AssetCheckEvaluation:
-    """Did the day's predictions exist, with their checks passed, by the deadline?"""
+    """Did the day's predictions exist, with their checks passed, by the deadline?
+
+    A day whose deadline passed before the instance first ran anything (a history backfilled
+    on a new install, every day of the sandbox's past) was never due: it passes, saying so,
+    rather than paging someone for each day of a year's backfill."""
     key = DAILY_PREDICTIONS
+    since = operating_since(instance)
+    if since is not None and deadline_at < since:
+        return dg.AssetCheckEvaluation(
+            asset_key=key,
+            check_name=DEADLINE_CHECK,
+            passed=True,
+            partition=day.isoformat(),
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"backfilled: the deadline of {day.isoformat()} "
+            f"({deadline_at.isoformat()}) passed before this instance first ran "
+            f"({since.isoformat()}); nothing was due then",
+            metadata={
+                "deadline": deadline_at.isoformat(),
+                "operating_since": since.isoformat(),
+                "backfilled": True,
+            },
+        )
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
     ).records

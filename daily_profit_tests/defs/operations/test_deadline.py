@@ -55,3 +55,23 @@ def test_the_sensors_are_running_by_default_and_a_setting_stops_them(settings_en
     settings_env(automation_enabled="false")
     stopped = [automation_sensor(), alert_sensor(), deadline_sensor()]
     assert {s.default_status for s in stopped} == {dg.DefaultSensorStatus.STOPPED}
+
+
+def test_a_day_whose_deadline_passed_before_the_instance_first_ran_was_never_due():
+    # A new install backfills last year: its days were not late, nothing ran here then. A day
+    # due after the first run is judged as ever.
+    instance = dg.DagsterInstance.ephemeral()
+
+    @dg.asset
+    def anything() -> None:
+        return None
+
+    assert dg.materialize([anything], instance=instance).success
+    [first] = instance.get_run_records(limit=1)
+    day = dt.date(2025, 3, 4)
+    long_ago = first.create_timestamp - dt.timedelta(days=300)
+    backfilled = deadline_verdict(instance, day, long_ago)
+    assert backfilled.passed and backfilled.description.startswith("backfilled: ")
+    assert backfilled.metadata["backfilled"].value is True
+    due_since = deadline_verdict(instance, day, first.create_timestamp + dt.timedelta(seconds=1))
+    assert not due_since.passed and "no predictions" in due_since.description
