@@ -9,7 +9,8 @@ an alert, a log line or an error.
 One alert per incident: an incident is a key (kind, asset, check, day); it opens with its first
 failure, every later failure of the same key (a retry, the next step, the next tick) is the same
 incident, and a success of the same key closes it, so that the next failure alerts again. The
-ledger of open incidents is plain data, kept by the caller (the alert sensor keeps it in its
+incidents a tick opens on one asset and day (a source-day's checks failing together) go out as
+one alert naming every check (``merged``). The ledger of open incidents is plain data, kept by the caller (the alert sensor keeps it in its
 cursor). No Dagster here.
 """
 
@@ -74,6 +75,40 @@ class Alert:
     def title(self) -> str:
         where = " ".join(x for x in (self.asset, self.day) if x)
         return f"{TITLES[self.kind]}: {where}" if where else TITLES[self.kind]
+
+
+def merged(alerts: Iterable[Alert]) -> list[Alert]:
+    """The alerts to send, one per (kind, asset, day): checks of one source-day that fail
+    together (its schema drifted, so its records were quarantined, so it was not published)
+    are one thing gone wrong, told once with every check named. Each check's incident stays in
+    the ledger on its own, so each closes with its own success."""
+    groups: dict[tuple[str, str, str], list[Alert]] = {}
+    for alert in alerts:
+        groups.setdefault((alert.kind.value, alert.asset or "", alert.day or ""), []).append(alert)
+    out: list[Alert] = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) == 1:
+            out.append(first)
+            continue
+        whats = list(dict.fromkeys(a.what for a in group))
+        details: dict[str, str | int | float | bool] = {}
+        for alert in group:
+            for key, value in alert.details.items():
+                details.setdefault(key, value)
+        out.append(
+            Alert(
+                kind=first.kind,
+                what=" | ".join(whats),
+                asset=first.asset,
+                day=first.day,
+                check=", ".join(dict.fromkeys(a.check for a in group if a.check)),
+                run_id=first.run_id,
+                run_url=first.run_url,
+                details=dict(list(details.items())[:8]),
+            )
+        )
+    return out
 
 
 # -- the ledger of open incidents ---------------------------------------------------------------

@@ -14,14 +14,15 @@ DAY = "2025-03-04"
 daily = dg.DailyPartitionsDefinition(start_date="2025-03-01", end_date="2025-03-10")
 
 
-def _assets(check_passes: bool, asset_fails: bool = False) -> list:
+def _assets(check_passes: bool, asset_fails: bool = False, schema_drifts: bool = False) -> list:
     @dg.asset(
         name="raw_trades_closed",
         partitions_def=daily,
         check_specs=[
             dg.AssetCheckSpec(
                 "quarantine_share_in_bounds", asset="raw_trades_closed", blocking=True
-            )
+            ),
+            dg.AssetCheckSpec("schema_not_drifted", asset="raw_trades_closed", blocking=True),
         ],
     )
     def raw_trades_closed(context: dg.AssetExecutionContext):
@@ -35,13 +36,20 @@ def _assets(check_passes: bool, asset_fails: bool = False) -> list:
             metadata={"quarantined_share": 0.125, "max_share": 0.02},
             description=None if check_passes else "12.5% of 1000 records quarantined",
         )
+        yield dg.AssetCheckResult(
+            check_name="schema_not_drifted",
+            passed=not schema_drifts,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"drifted_fields": "profit"},
+            description="profit is missing from every record" if schema_drifts else None,
+        )
 
     return [raw_trades_closed]
 
 
-def _run(instance, *, check_passes=True, asset_fails=False, tags=None):
+def _run(instance, *, check_passes=True, asset_fails=False, schema_drifts=False, tags=None):
     return dg.materialize(
-        _assets(check_passes, asset_fails),
+        _assets(check_passes, asset_fails, schema_drifts),
         partition_key=DAY,
         instance=instance,
         tags=tags or {},
@@ -118,6 +126,26 @@ def test_a_failed_blocking_check_alerts_once_per_incident_until_it_passes(receiv
     _tick(instance, cursor)
     assert len(_texts(httpserver)) == 2
     assert len(inbox.messages) == 2
+
+
+def test_checks_of_one_day_failing_together_are_one_alert_naming_each(receivers, instance):
+    # An API whose schema changed for a day: the field is gone, so every record is quarantined.
+    # One thing went wrong with raw_trades_closed on that day: one alert, every check named.
+    httpserver, inbox = receivers
+    _run(instance, check_passes=False, schema_drifts=True)
+    cursor = _tick(instance, None)
+    [text] = _texts(httpserver)
+    assert "quarantine_share_in_bounds, schema_not_drifted" in text
+    assert "12.5% of 1000 records quarantined | profit is missing from every record" in text
+    assert len(inbox.messages) == 1
+    # Each check is its own incident still: the quarantine passes again, the drift goes on;
+    # nothing new. The quarantine failing again reopens its own incident only.
+    _run(instance, check_passes=True, schema_drifts=True)
+    cursor = _tick(instance, cursor)
+    _run(instance, check_passes=False, schema_drifts=True)
+    _tick(instance, cursor)
+    texts = _texts(httpserver)
+    assert len(texts) == 2 and "schema_not_drifted" not in texts[1]
 
 
 def test_a_run_failure_alerts_once_and_a_failure_dagster_will_retry_does_not(receivers, instance):

@@ -38,6 +38,7 @@ from daily_profit.operations.alerting import (
     Notifier,
     dumps_cursor,
     loads_cursor,
+    merged,
     run_url,
 )
 from daily_profit.trading_calendar import TradingCalendar
@@ -206,7 +207,7 @@ def alert_sensor() -> dg.SensorDefinition:
         notifier = Notifier.from_settings(settings)
         signals = list(_signals(context.instance, positions, settings.dagster_ui_url))
         sent = 0
-        for alert in apply(ledger, signals, now):
+        for alert in merged(apply(ledger, signals, now)):
             if notifier.configured:
                 outcome = notifier.send(alert)
                 context.log.info(f"alert {alert.title}: {outcome}")
