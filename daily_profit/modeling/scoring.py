@@ -19,7 +19,8 @@ The expected profit is the stack w * s(x) * f(x) + sum of w_b * baseline_b (``bu
 feature's contribution is w * s(x) times its contribution to f(x) and each stacked baseline's is
 w_b * baseline_b (named ``baseline_<name>``), so all contributions plus ``w * s(x) * bias`` add up
 to the expected profit exactly. When the mean fell back to a baseline, that baseline is the
-only non-zero driver.
+only non-zero driver; a driver whose contribution is exactly zero is left empty (null), so a
+mean that is the zero baseline has none.
 """
 
 from __future__ import annotations
@@ -217,8 +218,16 @@ def score_accounts(
         pl.Series("risk_score", risk),
     ]
     for j in range(idx.shape[1]):
-        columns.append(names.gather(idx[:, j]).alias(f"driver_{j + 1}_feature"))
-        columns.append(pl.Series(f"driver_{j + 1}_contribution", values[:, j]))
+        # Nothing moved the mean (a mean that is exactly the zero baseline): no driver, rather
+        # than the first features in the list at +0 USD.
+        moved = pl.Series(values[:, j] != 0.0)
+        feature, contribution = names.gather(idx[:, j]), pl.Series(values[:, j])
+        columns.extend(
+            pl.select(
+                pl.when(moved).then(feature).alias(f"driver_{j + 1}_feature"),
+                pl.when(moved).then(contribution).alias(f"driver_{j + 1}_contribution"),
+            ).get_columns()
+        )
     keys = [c for c in (ID, DATE) if c in frame.columns]
     if feature_set_version is None and FEATURE_SET_VERSION in frame.columns:
         fsv = pl.col(FEATURE_SET_VERSION).cast(pl.String)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -9,7 +11,7 @@ import xgboost as xgb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daily_profit.modeling.bundle import STACK_BASELINES, baseline_column
+from daily_profit.modeling.bundle import STACK_BASELINES, MeanStack, baseline_column
 from daily_profit.modeling.scoring import risk_score, score_accounts
 from daily_profit.modeling.train import TrainResult
 
@@ -43,10 +45,16 @@ def test_exact_shap_goes_to_the_riskiest_accounts(
 
 
 def test_drivers_are_the_largest_contributions_and_add_up(
-    trained_synthetic: TrainResult, scored: tuple[pl.DataFrame, pl.DataFrame]
+    trained_synthetic: TrainResult,
 ) -> None:
-    rows, out = scored
-    bundle = trained_synthetic.bundle
+    rows = trained_synthetic.split.test
+    # The synthetic firm's own mean fell back to a baseline; a stack of the model and the
+    # account mean gives every kind of driver something to say.
+    bundle = replace(
+        trained_synthetic.bundle,
+        stack=MeanStack(weights={"model": 1.0, "account_mean": 0.5}),
+    )
+    out = score_accounts(bundle, rows, model_version="7", exact_top_n=100)
     names = bundle.mean_input_names() + [baseline_column(b) for b in STACK_BASELINES]
     for c in ("driver_1_feature", "driver_2_feature", "driver_3_feature"):
         assert out[c].is_in(names).all()
@@ -65,6 +73,35 @@ def test_drivers_are_the_largest_contributions_and_add_up(
     usd = np.hstack([phi[:, :-1] * bundle.mean_unit(scale)[:, None], stacked])
     top = np.abs(usd).argmax(axis=1)
     assert (np.asarray(names)[top[exact]] == out["driver_1_feature"].to_numpy()[exact]).all()
+    assert out["driver_1_feature"].is_in([baseline_column("account_mean")]).any()
+    assert not out["driver_1_feature"].str.starts_with("baseline_").all()
+
+
+def test_a_mean_that_is_a_baseline_has_that_baseline_as_its_only_driver_and_zero_none(
+    trained_synthetic: TrainResult,
+) -> None:
+    """The desk reads the drivers as why the expected P&L is what it is: a mean that is exactly
+    the account mean is driven by it alone; a mean that is the zero baseline by nothing, and the
+    drivers say so (empty) rather than naming features at +0 USD."""
+    rows = trained_synthetic.split.test
+    bundle = trained_synthetic.bundle
+    on_mean = score_accounts(
+        replace(bundle, stack=MeanStack.baseline("account_mean")), rows, model_version="1"
+    )
+    moved = on_mean.filter(pl.col("expected_net_profit") != 0)
+    assert moved.height > 0
+    assert (moved["driver_1_feature"] == baseline_column("account_mean")).all()
+    np.testing.assert_array_equal(
+        moved["driver_1_contribution"].to_numpy(), moved["expected_net_profit"].to_numpy()
+    )
+    assert moved["driver_2_feature"].is_null().all()
+    on_zero = score_accounts(
+        replace(bundle, stack=MeanStack.baseline("zero")), rows, model_version="1"
+    )
+    assert (on_zero["expected_net_profit"] == 0).all()
+    for j in (1, 2, 3):
+        assert on_zero[f"driver_{j}_feature"].is_null().all()
+        assert on_zero[f"driver_{j}_contribution"].is_null().all()
 
 
 def test_scoring_is_deterministic(trained_synthetic: TrainResult) -> None:
