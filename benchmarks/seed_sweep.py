@@ -93,6 +93,7 @@ def run_seed(seed: int, settings: SweepSettings) -> dict[str, Any]:
     from daily_profit.modeling.promotion import (
         PromotionCriteria,
         compare_on_backtest,
+        decide_fallback,
         decide_promotion,
     )
     from daily_profit.modeling.train import SearchBudget, TrainConfig
@@ -126,6 +127,17 @@ def run_seed(seed: int, settings: SweepSettings) -> dict[str, Any]:
     decision = decide_promotion(compared, PromotionCriteria())
     figures["first_champion_promoted"] = decision.promote
     figures["first_champion_reasons"] = decision.reasons
+    # When the version is kept, the firm's first champion would be its fallback twin (the
+    # baseline as the mean, the version's intervals), judged on the same days.
+    fallback = (
+        None
+        if decision.promote
+        else decide_fallback(result.out_of_sample, data.frame, data.history, PromotionCriteria())
+    )
+    figures["first_champion"] = (
+        "version" if decision.promote else "fallback_twin" if fallback.promote else "none"
+    )
+    figures["fallback_twin_reasons"] = fallback.reasons if fallback is not None else []
     figures["frame_seconds"] = built
     figures["seconds"] = time.perf_counter() - started
     figures["expected_skilled_share"] = config.expected_skilled_share()
@@ -208,6 +220,16 @@ def report_seed(seed: int, f: dict[str, Any]) -> None:
         "bool",
         params={"seed": seed, "reasons": f["first_champion_reasons"]},
     )
+    report(
+        "seed_sweep_first_champion",
+        float(f["first_champion"] != "none"),
+        "bool",
+        params={
+            "seed": seed,
+            "champion": f["first_champion"],
+            "fallback_twin_reasons": f["fallback_twin_reasons"],
+        },
+    )
 
 
 def summarise(results: dict[int, dict[str, Any]], seconds: float, n_seeds: int) -> bool:
@@ -270,6 +292,17 @@ def summarise(results: dict[int, dict[str, Any]], seconds: float, n_seeds: int) 
         len(promoted),
         "seeds",
         params={"of": len(seeds), "seeds": promoted, "on": "the walk-forward days"},
+    )
+    champions = {s: f["first_champion"] for s, f in results.items()}
+    report(
+        "seed_sweep_first_champion_seeds",
+        sum(c != "none" for c in champions.values()),
+        "seeds",
+        params={
+            "of": len(seeds),
+            "fallback_twin": [s for s, c in champions.items() if c == "fallback_twin"],
+            "none": [s for s, c in champions.items() if c == "none"],
+        },
     )
     report("seed_sweep_seconds", seconds, "s", params={"seeds": len(seeds)})
     # The floors speak of the full sweep of 12 firms; a smaller one is a check, not a verdict.

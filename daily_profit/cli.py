@@ -567,6 +567,21 @@ def _model_summary(result) -> str:
                 f"promotion: {m['decision'].value} ({m['kind'].value}); champion is version "
                 f"{m['champion_version'].value}"
             )
+            if "challenger_reasons" in m:
+                lines.append(
+                    f"version {m['challenger_version'].value} could not show it matches the "
+                    "best baseline:"
+                )
+                lines.append(m["challenger_reasons"].value)
+            if "fallback_twin_version" in m:
+                lines.append(
+                    f"its fallback twin, version {m['fallback_twin_version'].value}: exactly the "
+                    f"{m['fallback_twin_baseline'].value} baseline as the expected P&L, with "
+                    f"version {m['challenger_version'].value}'s intervals and breach "
+                    "probabilities"
+                )
+            elif "fallback_twin" in m:
+                lines.append(f"its fallback twin: {m['fallback_twin'].value}")
             if "evidence" in m:
                 lines.append(f"judged on {m['evidence'].value}")
             lines.append(m["reasons"].value)

@@ -34,8 +34,15 @@ The alias ``champion`` moves to the challenger only when it
   error of its coverage): the band is as wide as the days' own noise, no narrower.
 
 The first version (no champion yet) is promoted on non-inferiority to the best mean baseline
-(MSE) with coverage in the band: with the mean's fallback to the best baseline, a firm whose
-data hold no edge still gets a champion that is as good as its best baseline. Its interval
+(MSE) with coverage in the band. When the challenger's mean cannot show that (a firm whose data
+hold little edge: on 45 walk-forward sessions a mean 1% better than the baseline can still have
+an interval reaching +4%), its **fallback twin** is judged instead (``fallback_twin``,
+``decide_fallback``): the challenger's intervals and breach probabilities with exactly the best
+baseline as the expected profit, the baseline each walk-forward origin chose on its own training
+rows, as the served twin's was chosen on all the challenger's labelled rows. Its expected profit
+is that baseline's, so it is non-inferior to it by construction; what is tested is that its
+intervals cover in the band on the walk-forward days. So a firm whose data hold no edge still
+gets a champion that is as good as its best baseline, and calibrated intervals. Its interval
 score against the trailing percentiles and its breach Brier against the headroom rule are
 tested the same way and reported (``REPORT`` lines, tags), not required: on the few weeks a
 first model is judged on, a non-inferiority test of those noisy losses fails for want of days
@@ -61,7 +68,7 @@ from daily_profit.modeling.baselines import (
     baseline_predictions,
     fit_breach_rule,
 )
-from daily_profit.modeling.bundle import ModelBundle, attach_baselines
+from daily_profit.modeling.bundle import MeanStack, ModelBundle, attach_baselines
 from daily_profit.modeling.dataset import (
     BREACH,
     DATE,
@@ -79,6 +86,7 @@ from daily_profit.modeling.walk_forward import (
     SELECTED_BASELINE_NAME,
     WalkForwardConfig,
     WalkForwardResult,
+    best_baseline_on,
     plan_origins,
     run_walk_forward,
 )
@@ -90,6 +98,8 @@ if TYPE_CHECKING:
     from daily_profit.modeling.tracking import TrackingTarget
 
 SUPERIORITY = "superiority"
+FALLBACK_KIND = "fallback_vs_baselines"  # the first champion's fallback twin (``decide_fallback``)
+FALLBACK_TWIN = "fallback_twin"  # bundle metadata: the baseline a fallback twin serves
 NON_INFERIORITY = "non_inferiority"
 
 
@@ -225,7 +235,7 @@ def coverage_band(
 @dataclass
 class PromotionDecision:
     promote: bool
-    kind: str  # "vs_champion", "vs_baselines" or "already_champion"
+    kind: str  # "vs_champion", "vs_baselines", FALLBACK_KIND or "already_champion"
     reasons: list[str]
     numbers: dict[str, float]
     window: dict[str, str] = field(default_factory=dict)
@@ -620,6 +630,65 @@ def backtest_method(
         min_trading_days=min_trading_days,
         workers=workers,
     )
+
+
+def fallback_twin(
+    challenger: ModelBundle,
+    rows: pl.DataFrame,
+    history: pl.DataFrame,
+    calendar: TradingCalendar,
+    usable_statuses: tuple[str, ...] = DEFAULT_USABLE_STATUSES,
+) -> ModelBundle:
+    """The challenger with exactly the mean baseline best on its labelled ``rows`` as the
+    expected profit (chosen as each walk-forward origin chose its baseline,
+    ``walk_forward.best_baseline_on``); its boosters, conformal intervals and breach probabilities
+    unchanged (the intervals and the breach model do not use the mean)."""
+    name = best_baseline_on(usable_rows(rows, usable_statuses), history, calendar)
+    evidence = {"kept": "fallback", "twin_of": challenger.stack.as_dict()}
+    return replace(
+        challenger,
+        stack=MeanStack.baseline(name, evidence),
+        metadata={**challenger.metadata, FALLBACK_TWIN: name},
+    )
+
+
+def fallback_rows(out_of_sample: pl.DataFrame) -> pl.DataFrame:
+    """The walk-forward of the challenger's fallback twin: the challenger's out-of-sample rows
+    with the expected profit of the baseline each origin chose on its own training rows."""
+    if SELECTED_BASELINE not in out_of_sample.columns:
+        raise ValueError(
+            f"the walk-forward rows lack {SELECTED_BASELINE!r}: a fallback twin needs the "
+            "baseline each origin chose (walk_forward.run_walk_forward)"
+        )
+    return out_of_sample.with_columns(pl.col(SELECTED_BASELINE).alias("expected_net_profit"))
+
+
+def decide_fallback(
+    out_of_sample: pl.DataFrame,
+    rows: pl.DataFrame,
+    history: pl.DataFrame,
+    criteria: PromotionCriteria,
+    calendar: TradingCalendar | None = None,
+    sessions_asked: int | None = None,
+) -> PromotionDecision:
+    """The first-champion decision for the challenger's fallback twin on the challenger's
+    walk-forward days (``fallback_rows``): the same tests as the challenger's."""
+    compared, walked = compare_on_backtest(
+        fallback_rows(out_of_sample),
+        None,
+        None,
+        rows,
+        history,
+        calendar=calendar,
+        sessions_asked=sessions_asked,
+    )
+    decision = decide_promotion(compared, criteria)
+    decision.kind = FALLBACK_KIND
+    decision.evidence = (
+        f"{walked}; the challenger's intervals and breach probabilities with, as the expected "
+        "profit, the baseline each origin chose on its training rows (the fallback twin)"
+    )
+    return decision
 
 
 def apply_promotion(

@@ -76,6 +76,7 @@ TAG_DAGSTER_RUN = "dagster_run_id"
 TAG_FEATURE_SET = "feature_set_version"
 TAG_PREFIX_WINDOW = "window."
 TAG_DRIFT_REFERENCE = "drift_reference"
+TAG_FALLBACK_OF = "fallback_twin_of"  # the version whose fallback twin a version is
 
 
 @dataclass(frozen=True)
@@ -468,6 +469,41 @@ def log_training_run(
         log_training(result, report, extra_params=extra_params)
         # The split's rows carry the baselines the stack needs, as a caller's rows must.
         return log_bundle(target, result.bundle, result.split.test)
+
+
+def log_fallback_twin(
+    target: TrackingTarget,
+    twin: ModelBundle,
+    source: LoggedModel,
+    example_rows: pl.DataFrame,
+    *,
+    run_name: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+) -> LoggedModel:
+    """Register ``twin`` (``promotion.fallback_twin`` of the ``source`` version) as a version of
+    its own, in its own run linked to the source's, without an alias: the ``challenger`` alias
+    stays on the source, whose shadow predictions go on beside it."""
+    tags = {
+        **dict(extra_tags or {}),
+        TAG_FALLBACK_OF: source.version,
+        "fallback_twin_of_run": source.run_id,
+    }
+    with open_run(target, run_name=run_name, tags=tags):
+        mlflow.set_tags(
+            {
+                **window_tags(twin),
+                TAG_FEATURE_SET: ",".join(twin.metadata.get("feature_set_versions", [])),
+                "model_family": f"fallback twin of version {source.version}: the "
+                f"{twin.stack.fallback} baseline with its intervals and breach probabilities",
+            }
+        )
+        mlflow.log_params(_flat_params(twin, {"fallback_twin_of": source.version}))
+        mlflow.log_dict(twin.stack.as_dict(), "model/stack.json")
+        logged = log_bundle(target, twin, example_rows, alias=None)
+    target.client().set_model_version_tag(
+        target.registered_model_name, logged.version, TAG_FALLBACK_OF, source.version
+    )
+    return logged
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -186,7 +186,7 @@ class OriginResult:
         return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
-def _best_on(rows: pl.DataFrame, history: pl.DataFrame, calendar: TradingCalendar) -> str:
+def best_baseline_on(rows: pl.DataFrame, history: pl.DataFrame, calendar: TradingCalendar) -> str:
     """The mean baseline with the lowest MSE on ``rows`` (the origin's training rows)."""
     if rows.height == 0:
         return "zero"
@@ -276,7 +276,7 @@ def run_origin(
     rule = fit_breach_rule(fitted, history, result.bundle.headroom_columns, calendar)
     rule_p = rule.predict(rows, base)
     report = evaluate_predictions(predictions, base, breach_rule_probability=rule_p, truth=truth)
-    selected = _best_on(fitted, history, calendar)
+    selected = best_baseline_on(fitted, history, calendar)
     base_rate = _smoothed_rate(fitted[BREACH].cast(pl.Float64).to_numpy())
     oos = pl.concat(
         [

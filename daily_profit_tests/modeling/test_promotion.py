@@ -10,10 +10,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from daily_profit.modeling.baselines import baseline_predictions
 from daily_profit.modeling.bundle import attach_baselines
 from daily_profit.modeling.dataset import TARGET, usable_rows
 from daily_profit.modeling.promotion import (
     ACCOUNT_KEY,
+    FALLBACK_KIND,
+    FALLBACK_TWIN,
     ComparedRows,
     PairedTest,
     PromotionCriteria,
@@ -21,7 +24,10 @@ from daily_profit.modeling.promotion import (
     backtest_method,
     compare_on_backtest,
     compare_on_rows,
+    decide_fallback,
     decide_promotion,
+    fallback_rows,
+    fallback_twin,
     last_fitted_day,
     paired_block_test,
     stored_backtest,
@@ -34,6 +40,7 @@ from daily_profit.modeling.walk_forward import (
     SELECTED_BASELINE_NAME,
     WalkForwardConfig,
     WalkForwardResult,
+    best_baseline_on,
 )
 from daily_profit_tests.modeling.conftest import small_config
 
@@ -413,3 +420,65 @@ def test_on_the_walk_forward_the_baseline_to_match_is_the_one_chosen_before_the_
     assert decision.promote, decision.reasons
     # Without the walk-forward's choice, the best on the days themselves is the one to match.
     assert not decide_promotion(compared, CRITERIA).promote
+
+
+def test_a_first_version_that_cannot_show_it_matches_the_baseline_falls_back_to_its_twin(
+    backtest: WalkForwardResult, synthetic
+) -> None:
+    """A firm with no champion yet, whose version's mean does not match the best baseline on
+    the walk-forward days, still gets a champion as good as that baseline: the version's
+    fallback twin (each origin's chosen baseline as the mean, the version's intervals and
+    breach probabilities), promoted when those intervals cover in the band, and only then."""
+    oos = backtest.out_of_sample
+    spread = float(oos[TARGET].std())
+    noise = np.random.default_rng(0).normal(0.0, spread, oos.height)
+    lost = oos.with_columns(pl.col("expected_net_profit") + noise)
+
+    def first(rows: pl.DataFrame) -> PromotionDecision:
+        compared, _ = compare_on_backtest(
+            rows, None, None, synthetic.frame, synthetic.history, calendar=SYNTHETIC_CALENDAR
+        )
+        return decide_promotion(compared, CRITERIA)
+
+    version = first(lost)
+    assert not version.promote
+    assert version.reasons[0].startswith("FAIL mse_vs_")
+    twin_rows = fallback_rows(lost)
+    np.testing.assert_array_equal(
+        twin_rows["expected_net_profit"].to_numpy(), oos[SELECTED_BASELINE].to_numpy()
+    )
+    assert twin_rows.drop("expected_net_profit").equals(lost.drop("expected_net_profit"))
+
+    fallback = decide_fallback(
+        lost, synthetic.frame, synthetic.history, CRITERIA, SYNTHETIC_CALENDAR, 25
+    )
+    assert fallback.kind == FALLBACK_KIND
+    required = fallback.tests[0]
+    assert required.estimate == 0.0 and required.passed, fallback.reasons
+    assert fallback.numbers["coverage"] == version.numbers["coverage"]
+    assert fallback.promote, fallback.reasons
+    assert "fallback twin" in fallback.evidence and "walk-forward" in fallback.evidence
+
+    # Intervals that do not cover: the twin is not a champion either.
+    narrow = lost.with_columns(pl.col("p50").alias("p05"), (pl.col("p50") + 1e-6).alias("p95"))
+    refused = decide_fallback(
+        narrow, synthetic.frame, synthetic.history, CRITERIA, SYNTHETIC_CALENDAR
+    )
+    assert not refused.promote
+    assert refused.reasons[-1].startswith("FAIL coverage")
+
+
+def test_the_fallback_twin_serves_exactly_the_baseline_with_the_versions_intervals(
+    trained_synthetic, synthetic
+) -> None:
+    bundle = trained_synthetic.bundle
+    twin = fallback_twin(bundle, synthetic.frame, synthetic.history, SYNTHETIC_CALENDAR)
+    name = best_baseline_on(usable_rows(synthetic.frame), synthetic.history, SYNTHETIC_CALENDAR)
+    assert twin.stack.fallback == name == twin.metadata[FALLBACK_TWIN]
+    assert FALLBACK_TWIN not in bundle.metadata  # the version itself is untouched
+    rows = trained_synthetic.split.test
+    own, served = bundle.predict(rows), twin.predict(rows)
+    np.testing.assert_array_equal(served.quantiles, own.quantiles)
+    np.testing.assert_array_equal(served.breach_probability, own.breach_probability)
+    expected = baseline_predictions(rows, synthetic.history, SYNTHETIC_CALENDAR)[name]
+    np.testing.assert_allclose(served.expected, expected.to_numpy(), rtol=1e-12, atol=1e-9)

@@ -15,6 +15,7 @@ from daily_profit.modeling.promotion import (
     backtest_method,
     compare_on_rows,
     decide_promotion,
+    fallback_twin,
     promote_challenger,
     stored_backtest,
 )
@@ -22,6 +23,7 @@ from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData
 from daily_profit.modeling.tracking import (
     CHALLENGER,
     CHAMPION,
+    TAG_FALLBACK_OF,
     LoggedModel,
     TrackingTarget,
     load_backtest,
@@ -29,6 +31,7 @@ from daily_profit.modeling.tracking import (
     load_pyfunc,
     load_version,
     log_backtest,
+    log_fallback_twin,
     log_training_run,
     model_input,
 )
@@ -277,6 +280,35 @@ def test_promotion_on_the_walk_forward_meets_the_champions_kept_backtest(
     tags = client.get_model_version(target.registered_model_name, again.version).tags
     assert tags["promotion.evidence"] == decision.evidence
     assert tags["promotion.decision"] == "kept"
+
+
+def test_a_fallback_twin_is_a_version_of_its_own_beside_the_challenger(
+    tmp_path: Path, trained_synthetic: TrainResult, synthetic: SyntheticData
+) -> None:
+    """The twin is registered in its own run, linked to its version's, without an alias: the
+    challenger stays the version (its shadow predictions go on); the twin loads back exactly."""
+    target = TrackingTarget.embedded(tmp_path, registered_model_name="fallback_twin")
+    report = evaluate_result(
+        trained_synthetic, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
+    )
+    version = log_training_run(target, trained_synthetic, report)
+    twin = fallback_twin(
+        trained_synthetic.bundle, synthetic.frame, synthetic.history, SYNTHETIC_CALENDAR
+    )
+    logged = log_fallback_twin(target, twin, version, trained_synthetic.split.test)
+    assert int(logged.version) == int(version.version) + 1
+    assert logged.run_id != version.run_id
+    challenger = load_version(target, alias=CHALLENGER)
+    assert challenger is not None and challenger.version == version.version
+    assert load_version(target, alias=CHAMPION) is None
+    loaded = load_version(target, version=logged.version)
+    assert loaded is not None and loaded.bundle.stack.fallback == twin.stack.fallback
+    assert loaded.tags[TAG_FALLBACK_OF] == version.version
+    rows = trained_synthetic.split.test
+    assert loaded.bundle.predict(rows).as_frame().equals(twin.predict(rows).as_frame())
+    run = target.client().get_run(logged.run_id)
+    assert run.data.params["stack.fallback"] == twin.stack.fallback
+    assert run.data.tags["fallback_twin_of_run"] == version.run_id
 
 
 def test_a_given_sqlite_store_keeps_its_artifacts_beside_it_not_in_the_working_folder(

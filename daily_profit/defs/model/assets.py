@@ -35,7 +35,11 @@ from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result, tr
 from daily_profit.modeling.promotion import (
     PromotionCriteria,
     PromotionDecision,
+    apply_promotion,
     backtest_method,
+    decide_fallback,
+    fallback_rows,
+    fallback_twin,
     promote_challenger,
     stored_backtest,
 )
@@ -44,9 +48,11 @@ from daily_profit.modeling.scoring import score_accounts
 from daily_profit.modeling.tracking import (
     CHALLENGER,
     CHAMPION,
+    TAG_DAGSTER_RUN,
     aliased_version,
     load_version,
     log_backtest,
+    log_fallback_twin,
     log_training_run,
 )
 from daily_profit.modeling.train import SearchBudget, TrainConfig, train_profit_model
@@ -190,7 +196,11 @@ def report_markdown(report: EvaluationReport) -> str:
             "(DAILY_PROFIT_PROMOTION_MSE_MARGIN, significantly), it is non-inferior to the best "
             "baseline and to the champion on interval score and breach Brier, and its coverage "
             "lies in 90% +- the day-clustered error. The first version becomes champion on "
-            "non-inferiority to the best baselines. The decision and every test are in its "
+            "non-inferiority to the best baselines; when its mean cannot show that, its "
+            "fallback twin (exactly the best baseline as the expected profit, with its "
+            "intervals and breach probabilities) is registered and becomes champion when those "
+            "intervals cover in the band (`fallback_twin_version`; the version's own tests in "
+            "`challenger_reasons`). The decision and every test are in its "
             "metadata; fails when no version qualifies as champion (`champion_registered`, "
             "which blocks the predictions, fails then too).",
         )
@@ -313,6 +323,57 @@ def profit_model(
         backtest=backtest.out_of_sample if backtest is not None else None,
         sessions_asked=settings.promotion_walk_forward_days,
     )
+    fallback_meta: dict[str, object] = {}
+    if not decision.promote and decision.kind == "vs_baselines" and backtest is not None:
+        # No champion yet and the challenger's mean could not show it matches the best
+        # baseline: its fallback twin (that baseline as the mean, the challenger's intervals
+        # and breach probabilities) is judged on the same days.
+        fallback = decide_fallback(
+            backtest.out_of_sample,
+            frame,
+            history,
+            criteria,
+            calendar,
+            settings.promotion_walk_forward_days,
+        )
+        fallback_meta = {
+            "challenger_decision": "kept",
+            "challenger_reasons": dg.MetadataValue.md(
+                "\n".join(f"- {r}" for r in decision.reasons)
+            ),
+        }
+        if fallback.promote:
+            twin = fallback_twin(result.bundle, frame, history, calendar)
+            twin_logged = log_fallback_twin(
+                target,
+                twin,
+                logged,
+                result.split.test,
+                run_name=f"profit_model {context.run.run_id[:8]} fallback twin",
+                extra_tags={"dagster_asset": PROFIT_MODEL.to_user_string()}
+                | {TAG_DAGSTER_RUN: context.run.run_id},
+            )
+            log_backtest(
+                target, twin_logged.run_id, stored_backtest(fallback_rows(backtest.out_of_sample))
+            )
+            fallback.numbers["challenger_version"] = float(twin_logged.version)
+            fallback.numbers["fallback_twin_of_version"] = float(logged.version)
+            apply_promotion(target, twin_logged.version, twin_logged.run_id, fallback)
+            context.log.info(
+                f"version {logged.version} kept; its fallback twin, version "
+                f"{twin_logged.version} ({twin.stack.fallback} baseline), promoted: "
+                f"{twin_logged.run_url}"
+            )
+            fallback_meta |= {
+                "fallback_twin_version": twin_logged.version,
+                "fallback_twin_baseline": str(twin.stack.fallback),
+                "fallback_twin_run": dg.MetadataValue.url(twin_logged.run_url),
+            }
+            decision = fallback
+        else:
+            fallback_meta["fallback_twin"] = "not registered: " + "; ".join(
+                r for r in fallback.reasons if r.startswith("FAIL")
+            )
     champion = load_version(target, alias=CHAMPION)
     yield dg.AssetCheckResult(
         check_name=CHAMPION_PROMOTION,
@@ -320,6 +381,7 @@ def profit_model(
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             **promotion_metadata(decision, criteria),
+            **fallback_meta,
             "challenger_version": logged.version,
             "champion_version": champion.version if champion else "none",
         },
