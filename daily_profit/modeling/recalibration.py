@@ -5,8 +5,8 @@ calibration days never saw breaks that: on the seed sweep, a model calibrated in
 covered 62-66% of the moves of the volatile weeks that followed, and no fit on past days can
 know a regime it has not met. What is known at D's close is how the last sessions went: their
 outcomes are realised (the target of the session before D ends on D). The **stretch** of D is the
-factor by which the intervals of the last ``RECENT_SESSIONS`` sessions (rows that moved) would
-have had to widen, or could have narrowed, about their median to cover the model's calibrated
+factor by which the intervals of the last ``RECENT_SESSIONS`` sessions (rows that moved; further
+back, up to ``MAX_RECENT_SESSIONS``, while they hold fewer than ``MIN_RECENT_ROWS``) would have had to widen, or could have narrowed, about their median to cover the model's calibrated
 level (the conformal (n + 1) rule), bounded to ``STRETCH_BOUNDS``; D's interval is stretched by
 it about its p50. In a steady regime the stretch stays near 1; a few sessions into a new one it
 has caught up, where the offsets alone would stay wrong until the next retraining.
@@ -30,8 +30,13 @@ from daily_profit.modeling.dataset import DATE, LABEL_DATE, TARGET, label_dates
 # enough to follow a regime within days, and the conformal quantile of a thousand rows moves
 # by about a point of coverage.
 RECENT_SESSIONS = 5
-# Fewer moving rows than this in the window: no stretch (1), too few to say more than noise.
+# Fewer moving rows than this in the window: it reaches further back, up to MAX_RECENT_SESSIONS;
+# still fewer: no stretch (1), too few to say more than noise.
 MIN_RECENT_ROWS = 200
+# Four weeks: a small firm (40 moving accounts a day) gathers its 200 rows in five to six
+# sessions; with a fixed week it went unstretched on a quarter of its days (seed sweep, seed 4:
+# 523 of 1,893 moving rows, covered 79.5%) right after the volatile weeks it had to learn from.
+MAX_RECENT_SESSIONS = 20
 # A week of outcomes may halve an interval or make it three times as wide, not more.
 STRETCH_BOUNDS = (0.5, 3.0)
 NO_STRETCH = 1.0
@@ -66,29 +71,73 @@ def stretch_for(
     return float(np.clip(needed[k - 1], *bounds))
 
 
+def recent_windows(
+    recent: pl.DataFrame,
+    days: Sequence[dt.date],
+    *,
+    sessions: int = RECENT_SESSIONS,
+    max_sessions: int = MAX_RECENT_SESSIONS,
+    min_rows: int = MIN_RECENT_ROWS,
+    date: str = DATE,
+    realised: str = LABEL_DATE,
+    target: str = TARGET,
+) -> dict[dt.date, list[dt.date]]:
+    """The feature days each day of ``days`` reads its stretch from: rows of ``recent`` with
+    their outcome (``date``, ``realised`` (the day the outcome is known), ``target``). Day D
+    reads the ``sessions`` latest feature days before D whose outcomes are all known by D, point
+    in time: nothing realised after D is used; while those hold fewer than ``min_rows`` moving
+    rows, earlier ones too, up to ``max_sessions``."""
+    per_day = (
+        recent.group_by(date)
+        .agg(pl.col(realised).max(), (pl.col(target) != 0).sum().alias("moving"))
+        .sort(date)
+    )
+    feature_days = per_day[date].to_list()
+    realised_by = dict(zip(feature_days, per_day[realised].to_list(), strict=True))
+    moving = dict(zip(feature_days, per_day["moving"].to_list(), strict=True))
+    out: dict[dt.date, list[dt.date]] = {}
+    for day in days:
+        known = [d for d in feature_days if d < day and realised_by[d] <= day]
+        reach = min(sessions, len(known))
+        while sum(moving[d] for d in known[len(known) - reach :]) < min_rows and reach < min(
+            max_sessions, len(known)
+        ):
+            reach += 1
+        out[day] = known[len(known) - reach :]
+    return out
+
+
 def recent_stretches(
     recent: pl.DataFrame,
     days: Sequence[dt.date],
     level: float,
     *,
     sessions: int = RECENT_SESSIONS,
+    max_sessions: int = MAX_RECENT_SESSIONS,
+    min_rows: int = MIN_RECENT_ROWS,
     date: str = DATE,
     realised: str = LABEL_DATE,
     target: str = TARGET,
 ) -> dict[dt.date, float]:
     """The stretch of each day of ``days`` from ``recent``: rows predicted by the model with
-    their outcome (``date``, ``realised`` (the day the outcome is known), ``target``, ``p05``,
-    ``p50``, ``p95``). Day D reads the ``sessions`` latest feature days before D whose
-    outcomes are all known by D, point in time: nothing realised after D is used."""
-    out: dict[dt.date, float] = {}
+    their outcome (``date``, ``realised``, ``target``, ``p05``, ``p50``, ``p95``), read over
+    each day's ``recent_windows``."""
+    windows = recent_windows(
+        recent,
+        days,
+        sessions=sessions,
+        max_sessions=max_sessions,
+        min_rows=min_rows,
+        date=date,
+        realised=realised,
+        target=target,
+    )
     by_day = {
         d: part
         for (d,), part in recent.partition_by(date, as_dict=True, maintain_order=True).items()
     }
-    realised_by = {d: part[realised].max() for d, part in by_day.items()}
-    feature_days = sorted(by_day)
-    for day in days:
-        window = [d for d in feature_days if d < day and realised_by[d] <= day][-sessions:]
+    out: dict[dt.date, float] = {}
+    for day, window in windows.items():
         if not window:
             out[day] = NO_STRETCH
             continue
@@ -97,6 +146,7 @@ def recent_stretches(
             rows[target].cast(pl.Float64).to_numpy(),
             rows.select("p05", "p50", "p95").to_numpy().astype(np.float64),
             level,
+            min_rows=min_rows,
         )
     return out
 
@@ -147,9 +197,9 @@ def stretch_frame(predictions: pl.DataFrame, stretches: dict[dt.date, float]) ->
 
 def recent_known(earlier: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     """The rows whose outcomes the stretches of ``rows``' days may read: the last
-    ``RECENT_SESSIONS`` feature days of ``earlier`` and ``rows`` themselves (each day reads only
-    what was realised by its close), with the day each label was realised."""
-    recent = earlier[DATE].unique().sort().to_list()[-RECENT_SESSIONS:]
+    ``MAX_RECENT_SESSIONS`` feature days of ``earlier`` and ``rows`` themselves (each day reads
+    only what was realised by its close), with the day each label was realised."""
+    recent = earlier[DATE].unique().sort().to_list()[-MAX_RECENT_SESSIONS:]
     known = pl.concat([earlier.filter(pl.col(DATE).is_in(recent)), rows], how="diagonal_relaxed")
     return known.with_columns(label_dates(known).alias(LABEL_DATE))
 

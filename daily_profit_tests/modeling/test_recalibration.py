@@ -10,7 +10,9 @@ import polars as pl
 import pytest
 
 from daily_profit.modeling.recalibration import (
+    MIN_RECENT_ROWS,
     NO_STRETCH,
+    RECENT_SESSIONS,
     STRETCH_BOUNDS,
     apply_stretch,
     needed_stretch,
@@ -117,3 +119,30 @@ def test_a_day_never_reads_an_outcome_realised_after_it() -> None:
     assert recent_stretches(late.filter(pl.col("date") == days[5]), [days[6]], LEVEL) == {
         days[6]: NO_STRETCH
     }
+
+
+def test_a_small_firm_reads_back_until_it_has_enough_moving_rows() -> None:
+    """30 moving accounts a day: a week of sessions holds fewer than ``MIN_RECENT_ROWS`` moving
+    rows, so the window reaches back until it has them (up to ``MAX_RECENT_SESSIONS``), rather
+    than leaving the interval unstretched right after a wide regime. A firm whose week holds
+    enough reads only that week."""
+    # Moves twice as wide as calibrated for, 40 accounts a day (about 30 of them trade).
+    small = _predicted_days(30, [2.0] * 30, rows=40)
+    days = small["date"].unique().sort().to_list()
+    moving = small.group_by("date").agg((pl.col("net_profit_next_session") != 0).sum())
+    assert moving["net_profit_next_session"].max() * RECENT_SESSIONS < MIN_RECENT_ROWS
+    stretches = recent_stretches(small, days, LEVEL)
+    # A week back is not enough, seven or eight sessions are: the interval is stretched.
+    assert all(1.5 < stretches[d] < 2.5 for d in days[10:])
+    # With the window held to a week, the same days say nothing.
+    fixed = recent_stretches(small, days, LEVEL, max_sessions=RECENT_SESSIONS)
+    assert all(fixed[d] == NO_STRETCH for d in days[10:])
+    # Never beyond MAX_RECENT_SESSIONS: ten sessions of 10 accounts are still too few.
+    tiny = _predicted_days(30, [2.0] * 30, rows=10)
+    assert set(recent_stretches(tiny, days, LEVEL).values()) == {NO_STRETCH}
+    # A firm whose week suffices reads that week alone: the calm days before it do not count.
+    large = _predicted_days(25, [1.0] * 10 + [3.0] * 15)
+    late = large["date"].unique().sort().to_list()[16:]
+    assert recent_stretches(large, late, LEVEL) == recent_stretches(
+        large, late, LEVEL, max_sessions=RECENT_SESSIONS
+    )

@@ -30,7 +30,7 @@ from daily_profit.defs.resources import MlflowResource, WarehouseResource
 from daily_profit.features.labels import LABEL_SCHEMA
 from daily_profit.modeling import outcomes as outcomes_core
 from daily_profit.modeling.bundle import attach_baselines
-from daily_profit.modeling.dataset import usable_rows
+from daily_profit.modeling.dataset import LABEL_DATE, label_dates, usable_rows
 from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result, truth_over_spans
 from daily_profit.modeling.promotion import (
     PromotionCriteria,
@@ -43,7 +43,12 @@ from daily_profit.modeling.promotion import (
     promote_challenger,
     stored_backtest,
 )
-from daily_profit.modeling.recalibration import RECENT_SESSIONS, day_stretch, model_stretches
+from daily_profit.modeling.recalibration import (
+    MAX_RECENT_SESSIONS,
+    day_stretch,
+    model_stretches,
+    recent_windows,
+)
 from daily_profit.modeling.scoring import score_accounts
 from daily_profit.modeling.tracking import (
     CHALLENGER,
@@ -435,9 +440,14 @@ def daily_predictions(
     store = warehouse.get()
     target = mlflow.target()
     calendar = trading_calendar()
-    # The stacked mean needs each account's baselines of D, from its whole daily history; the
-    # sessions before the window are read too, for the intervals' recent recalibration.
-    recent_start = calendar.sessions_back(days[0], RECENT_SESSIONS + 1)[0]
+    # Earlier sessions with their realised outcomes, for the intervals' recent recalibration
+    # (``recalibration``: a day reads only the outcomes known at its close, a week of them, or
+    # further back for a firm whose week holds too few moving accounts).
+    lookback = calendar.sessions_back(days[0], MAX_RECENT_SESSIONS + 1)[0]
+    outcomes = usable_rows(store.read_partitions("labels_next_session", lookback, days[-1]))
+    windows = recent_windows(outcomes.with_columns(label_dates(outcomes).alias(LABEL_DATE)), days)
+    recent_start = min((w[0] for w in windows.values() if w), default=days[0])
+    # The stacked mean needs each account's baselines of D, from its whole daily history.
     with_recent = attach_baselines(
         calendar.only_sessions(
             store.read_partitions("account_features_daily", recent_start, days[-1])
@@ -445,14 +455,8 @@ def daily_predictions(
         daily_pnl_history(store, days[-1]),
     )
     features = with_recent.filter(pl.col("date") >= days[0])
-    # Earlier sessions with their realised outcomes (``recalibration``: a day reads only the
-    # outcomes known at its close).
-    known_rows = usable_rows(
-        with_recent.join(
-            store.read_partitions("labels_next_session", recent_start, days[-1]),
-            on=["date", "account_id"],
-            how="inner",
-        )
+    known_rows = with_recent.join(
+        outcomes.filter(pl.col("date") >= recent_start), on=["date", "account_id"], how="inner"
     )
     models = [
         (role, version)
