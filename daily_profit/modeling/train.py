@@ -51,7 +51,7 @@ from daily_profit.modeling.baselines import (
     CARRIED_UNREALISED,
     MEAN_BASELINES,
     SHRUNK_ACCOUNT_MEANS,
-    baseline_predictions,
+    ZERO,
     min_headroom,
 )
 from daily_profit.modeling.boosting import LOCAL, Fitter, open_fitter
@@ -890,6 +890,18 @@ def _rule_scores(rows: pl.DataFrame, headroom: Sequence[str]) -> np.ndarray:
     return rule_score(min_headroom(rows, headroom), typical)
 
 
+def attached_baselines(rows: pl.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named baselines' predictions of ``rows`` from the ``baseline_<name>`` columns
+    ``bundle.attach_baselines`` gave them (``zero`` is the constant 0): computed once per row,
+    on the calendar training was given."""
+    return {
+        b: np.zeros(rows.height)
+        if b == ZERO
+        else rows[baseline_column(b)].cast(pl.Float64).to_numpy()
+        for b in names
+    }
+
+
 def resolve_headroom(
     frame: pl.DataFrame, config: TrainConfig, features: Sequence[str]
 ) -> list[str]:
@@ -1000,16 +1012,16 @@ def train_profit_model(
 
     # The stack's weights, from the chosen mean trial's out-of-fold predictions (train days).
     oof_rows = report.valid_rows
-    oof_base = baseline_predictions(oof_rows, history, calendar)
+    oof_base = attached_baselines(oof_rows, STACK_BASELINES)
     weights = fit_stack(
         oof_rows[TARGET].cast(pl.Float64).to_numpy(),
         best_mean.oof_mean,
-        np.column_stack([oof_base[b].to_numpy() for b in STACK_BASELINES]),
+        np.column_stack([oof_base[b] for b in STACK_BASELINES]),
     )
-    train_base = baseline_predictions(split.train, history, calendar)
+    train_base = attached_baselines(split.train, (*MEAN_BASELINES, *STACK_BASELINES))
     anchor = fit_anchor(
         split.train[TARGET].cast(pl.Float64).to_numpy(),
-        {b: train_base[b].to_numpy() for b in STACK_BASELINES},
+        {b: train_base[b] for b in STACK_BASELINES},
     )
 
     # Calibration days, which no fit above saw: keep the stack or fall back to the best
@@ -1017,18 +1029,14 @@ def train_profit_model(
     cal = _Part.of(split.calibration, features, categories)
     scale_cal = _predict_scale(scale_booster, cal.x, config.scale_floor, report.scale_rounds)
     cal_mx = mean_matrix(cal.x, scale_cal, spec)
-    cal_base = baseline_predictions(split.calibration, history, calendar)
     stack = choose_mean(
         weights,
         cal.y,
         scale_cal * mean_booster.inplace_predict(cal_mx).astype(np.float64),
-        {b: cal_base[b].to_numpy() for b in (*MEAN_BASELINES, *STACK_BASELINES)},
+        attached_baselines(split.calibration, (*MEAN_BASELINES, *STACK_BASELINES)),
         anchor=anchor,
         days=split.calibration[DATE].to_numpy(),
-        support=(
-            split.train[TARGET].cast(pl.Float64).to_numpy(),
-            {b: train_base[b].to_numpy() for b in (*MEAN_BASELINES, *STACK_BASELINES)},
-        ),
+        support=(split.train[TARGET].cast(pl.Float64).to_numpy(), train_base),
         min_gain=config.stack_min_gain,
     )
     q_raw = quantile_booster.inplace_predict(cal_mx).astype(np.float64) * scale_cal[:, None]
