@@ -93,9 +93,11 @@ from daily_profit.modeling.walk_forward import (
 from daily_profit.trading_calendar import TradingCalendar
 
 if TYPE_CHECKING:
-    # MLflow is imported only by the two functions that talk to it: the decision stays pure.
+    # MLflow is imported only by the functions that talk to it: the decision stays pure.
+    from collections.abc import Mapping
+
     from daily_profit.config import Settings
-    from daily_profit.modeling.tracking import TrackingTarget
+    from daily_profit.modeling.tracking import LoggedModel, TrackingTarget
 
 SUPERIORITY = "superiority"
 FALLBACK_KIND = "fallback_vs_baselines"  # the first champion's fallback twin (``decide_fallback``)
@@ -763,3 +765,48 @@ def promote_challenger(
         decision.numbers["champion_version"] = float(champion.version)
     apply_promotion(target, challenger.version, challenger.run_id, decision)
     return decision
+
+
+@dataclass(frozen=True)
+class FallbackOutcome:
+    """What became of a kept first version's fallback twin."""
+
+    decision: PromotionDecision
+    version: LoggedModel | None = None  # the twin's registered version; None: not qualified
+    baseline: str | None = None  # the baseline it serves as the expected profit
+
+
+def promote_fallback_twin(
+    target: TrackingTarget,
+    version: LoggedModel,
+    bundle: ModelBundle,
+    example_rows: pl.DataFrame,
+    out_of_sample: pl.DataFrame,
+    rows: pl.DataFrame,
+    *,
+    history: pl.DataFrame,
+    criteria: PromotionCriteria,
+    calendar: TradingCalendar,
+    sessions_asked: int | None = None,
+    run_name: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+) -> FallbackOutcome:
+    """After the first version (``version``, ``bundle``) was kept with no champion yet: judge
+    its fallback twin on the version's walk-forward rows (``out_of_sample``) and, when it
+    qualifies, register it (``tracking.log_fallback_twin``), keep its backtest for the next
+    challenger, record the decision on it and make it the champion. Nothing is registered for
+    a twin that does not qualify."""
+    from daily_profit.modeling.tracking import log_backtest, log_fallback_twin
+
+    decision = decide_fallback(out_of_sample, rows, history, criteria, calendar, sessions_asked)
+    if not decision.promote:
+        return FallbackOutcome(decision)
+    twin = fallback_twin(bundle, rows, history, calendar)
+    logged = log_fallback_twin(
+        target, twin, version, example_rows, run_name=run_name, extra_tags=extra_tags
+    )
+    log_backtest(target, logged.run_id, stored_backtest(fallback_rows(out_of_sample)))
+    decision.numbers["challenger_version"] = float(logged.version)
+    decision.numbers["fallback_twin_of_version"] = float(version.version)
+    apply_promotion(target, logged.version, logged.run_id, decision)
+    return FallbackOutcome(decision, logged, twin.stack.fallback)

@@ -7,16 +7,21 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import polars as pl
 import pytest
 from mlflow.models import Model
 
+from daily_profit.modeling.dataset import TARGET
 from daily_profit.modeling.evaluate import evaluate_result
 from daily_profit.modeling.promotion import (
+    FALLBACK_KIND,
+    PromotionCriteria,
     backtest_method,
     compare_on_rows,
     decide_promotion,
     fallback_twin,
     promote_challenger,
+    promote_fallback_twin,
     stored_backtest,
 )
 from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData
@@ -36,7 +41,11 @@ from daily_profit.modeling.tracking import (
     model_input,
 )
 from daily_profit.modeling.train import SearchBudget, TrainConfig, TrainResult, train_profit_model
-from daily_profit.modeling.walk_forward import WalkForwardConfig
+from daily_profit.modeling.walk_forward import (
+    SELECTED_BASELINE,
+    WalkForwardConfig,
+    WalkForwardResult,
+)
 
 
 @pytest.fixture(scope="module")
@@ -223,17 +232,12 @@ def test_promotion_through_mlflow(
     assert tags["promotion.days"] == str(decision.n_days)
 
 
-def test_promotion_on_the_walk_forward_meets_the_champions_kept_backtest(
-    tmp_path: Path, trained_synthetic: TrainResult, synthetic: SyntheticData
-) -> None:
-    """Each version keeps its method's backtest in its run; the next challenger is judged on
-    its own backtest's days against that record. A retrained copy of the champion (the same
-    method, the same model) is never promoted: it is not better, only another draw."""
-    target = TrackingTarget.embedded(tmp_path, registered_model_name="walk_forward_promotion")
-    report = evaluate_result(
-        trained_synthetic, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
-    )
-    backtest = backtest_method(
+@pytest.fixture(scope="module")
+def synthetic_backtest(
+    trained_synthetic: TrainResult, synthetic: SyntheticData
+) -> WalkForwardResult:
+    """The synthetic firm's method replayed over its last walk-forward origins."""
+    result = backtest_method(
         synthetic.frame,
         trained_synthetic.bundle,
         TrainConfig(seed=0, budget=SearchBudget(n_trials=2, n_folds=2)),
@@ -243,8 +247,24 @@ def test_promotion_on_the_walk_forward_meets_the_champions_kept_backtest(
         min_trading_days=25,
         workers=2,
     )
-    assert backtest is not None
-    rows = backtest.out_of_sample
+    assert result is not None
+    return result
+
+
+def test_promotion_on_the_walk_forward_meets_the_champions_kept_backtest(
+    tmp_path: Path,
+    trained_synthetic: TrainResult,
+    synthetic: SyntheticData,
+    synthetic_backtest: WalkForwardResult,
+) -> None:
+    """Each version keeps its method's backtest in its run; the next challenger is judged on
+    its own backtest's days against that record. A retrained copy of the champion (the same
+    method, the same model) is never promoted: it is not better, only another draw."""
+    target = TrackingTarget.embedded(tmp_path, registered_model_name="walk_forward_promotion")
+    report = evaluate_result(
+        trained_synthetic, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
+    )
+    rows = synthetic_backtest.out_of_sample
     first = log_training_run(target, trained_synthetic, report)
     assert load_backtest(target, first.run_id) is None  # nothing kept yet
     log_backtest(target, first.run_id, stored_backtest(rows))
@@ -309,6 +329,64 @@ def test_a_fallback_twin_is_a_version_of_its_own_beside_the_challenger(
     run = target.client().get_run(logged.run_id)
     assert run.data.params["stack.fallback"] == twin.stack.fallback
     assert run.data.tags["fallback_twin_of_run"] == version.run_id
+
+
+def test_a_kept_first_version_gets_its_fallback_twin_as_champion(
+    tmp_path: Path,
+    trained_synthetic: TrainResult,
+    synthetic: SyntheticData,
+    synthetic_backtest: WalkForwardResult,
+) -> None:
+    """No champion yet, and the version's mean loses to the baseline on its walk-forward days
+    (here: noise added to it): the version is kept, its twin is registered with its backtest,
+    the decision recorded on it, and it becomes the champion; the challenger stays the
+    version."""
+    target = TrackingTarget.embedded(tmp_path, registered_model_name="fallback_flow")
+    report = evaluate_result(
+        trained_synthetic, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
+    )
+    oos = synthetic_backtest.out_of_sample
+    noise = np.random.default_rng(0).normal(0.0, float(oos[TARGET].std()), oos.height)
+    lost = oos.with_columns(pl.col("expected_net_profit") + noise)
+    version = log_training_run(target, trained_synthetic, report)
+    kept = promote_challenger(
+        target,
+        synthetic.frame,
+        history=synthetic.history,
+        calendar=SYNTHETIC_CALENDAR,
+        backtest=lost,
+    )
+    assert kept.kind == "vs_baselines" and not kept.promote
+    outcome = promote_fallback_twin(
+        target,
+        version,
+        trained_synthetic.bundle,
+        trained_synthetic.split.test,
+        lost,
+        synthetic.frame,
+        history=synthetic.history,
+        criteria=PromotionCriteria(),
+        calendar=SYNTHETIC_CALENDAR,
+    )
+    assert outcome.decision.promote and outcome.version is not None, outcome.decision.reasons
+    champion = load_version(target, alias=CHAMPION)
+    assert champion is not None and champion.version == outcome.version.version
+    assert champion.bundle.stack.fallback == outcome.baseline
+    challenger = load_version(target, alias=CHALLENGER)
+    assert challenger is not None and challenger.version == version.version
+    tags = (
+        target.client()
+        .get_model_version(target.registered_model_name, outcome.version.version)
+        .tags
+    )
+    assert tags["promotion.kind"] == FALLBACK_KIND and tags["promotion.decision"] == "promoted"
+    assert "fallback twin" in tags["promotion.evidence"]
+    stored = load_backtest(target, outcome.version.run_id)
+    assert stored is not None and stored.height == oos.height
+    np.testing.assert_allclose(
+        np.sort(stored["expected_net_profit"].to_numpy()),
+        np.sort(oos[SELECTED_BASELINE].to_numpy()),
+    )
 
 
 def test_a_given_sqlite_store_keeps_its_artifacts_beside_it_not_in_the_working_folder(

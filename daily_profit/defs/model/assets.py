@@ -35,12 +35,9 @@ from daily_profit.modeling.evaluate import EvaluationReport, evaluate_result, tr
 from daily_profit.modeling.promotion import (
     PromotionCriteria,
     PromotionDecision,
-    apply_promotion,
     backtest_method,
-    decide_fallback,
-    fallback_rows,
-    fallback_twin,
     promote_challenger,
+    promote_fallback_twin,
     stored_backtest,
 )
 from daily_profit.modeling.recalibration import (
@@ -57,7 +54,6 @@ from daily_profit.modeling.tracking import (
     aliased_version,
     load_version,
     log_backtest,
-    log_fallback_twin,
     log_training_run,
 )
 from daily_profit.modeling.train import SearchBudget, TrainConfig, train_profit_model
@@ -333,13 +329,22 @@ def profit_model(
         # No champion yet and the challenger's mean could not show it matches the best
         # baseline: its fallback twin (that baseline as the mean, the challenger's intervals
         # and breach probabilities) is judged on the same days.
-        fallback = decide_fallback(
+        fallback = promote_fallback_twin(
+            target,
+            logged,
+            result.bundle,
+            result.split.test,
             backtest.out_of_sample,
             frame,
-            history,
-            criteria,
-            calendar,
-            settings.promotion_walk_forward_days,
+            history=history,
+            criteria=criteria,
+            calendar=calendar,
+            sessions_asked=settings.promotion_walk_forward_days,
+            run_name=f"profit_model {context.run.run_id[:8]} fallback twin",
+            extra_tags={
+                "dagster_asset": PROFIT_MODEL.to_user_string(),
+                TAG_DAGSTER_RUN: context.run.run_id,
+            },
         )
         fallback_meta = {
             "challenger_decision": "kept",
@@ -347,37 +352,21 @@ def profit_model(
                 "\n".join(f"- {r}" for r in decision.reasons)
             ),
         }
-        if fallback.promote:
-            twin = fallback_twin(result.bundle, frame, history, calendar)
-            twin_logged = log_fallback_twin(
-                target,
-                twin,
-                logged,
-                result.split.test,
-                run_name=f"profit_model {context.run.run_id[:8]} fallback twin",
-                extra_tags={"dagster_asset": PROFIT_MODEL.to_user_string()}
-                | {TAG_DAGSTER_RUN: context.run.run_id},
-            )
-            log_backtest(
-                target, twin_logged.run_id, stored_backtest(fallback_rows(backtest.out_of_sample))
-            )
-            fallback.numbers["challenger_version"] = float(twin_logged.version)
-            fallback.numbers["fallback_twin_of_version"] = float(logged.version)
-            apply_promotion(target, twin_logged.version, twin_logged.run_id, fallback)
+        if fallback.version is not None:
             context.log.info(
                 f"version {logged.version} kept; its fallback twin, version "
-                f"{twin_logged.version} ({twin.stack.fallback} baseline), promoted: "
-                f"{twin_logged.run_url}"
+                f"{fallback.version.version} ({fallback.baseline} baseline), promoted: "
+                f"{fallback.version.run_url}"
             )
             fallback_meta |= {
-                "fallback_twin_version": twin_logged.version,
-                "fallback_twin_baseline": str(twin.stack.fallback),
-                "fallback_twin_run": dg.MetadataValue.url(twin_logged.run_url),
+                "fallback_twin_version": fallback.version.version,
+                "fallback_twin_baseline": str(fallback.baseline),
+                "fallback_twin_run": dg.MetadataValue.url(fallback.version.run_url),
             }
-            decision = fallback
+            decision = fallback.decision
         else:
             fallback_meta["fallback_twin"] = "not registered: " + "; ".join(
-                r for r in fallback.reasons if r.startswith("FAIL")
+                r for r in fallback.decision.reasons if r.startswith("FAIL")
             )
     champion = load_version(target, alias=CHAMPION)
     yield dg.AssetCheckResult(
