@@ -78,22 +78,19 @@ def recent_windows(
     sessions: int = RECENT_SESSIONS,
     max_sessions: int = MAX_RECENT_SESSIONS,
     min_rows: int = MIN_RECENT_ROWS,
-    date: str = DATE,
-    realised: str = LABEL_DATE,
-    target: str = TARGET,
 ) -> dict[dt.date, list[dt.date]]:
     """The feature days each day of ``days`` reads its stretch from: rows of ``recent`` with
-    their outcome (``date``, ``realised`` (the day the outcome is known), ``target``). Day D
+    their outcome (``date``, ``target_end`` (the day the outcome is known), the target). Day D
     reads the ``sessions`` latest feature days before D whose outcomes are all known by D, point
     in time: nothing realised after D is used; while those hold fewer than ``min_rows`` moving
     rows, earlier ones too, up to ``max_sessions``."""
     per_day = (
-        recent.group_by(date)
-        .agg(pl.col(realised).max(), (pl.col(target) != 0).sum().alias("moving"))
-        .sort(date)
+        recent.group_by(DATE)
+        .agg(pl.col(LABEL_DATE).max(), (pl.col(TARGET) != 0).sum().alias("moving"))
+        .sort(DATE)
     )
-    feature_days = per_day[date].to_list()
-    realised_by = dict(zip(feature_days, per_day[realised].to_list(), strict=True))
+    feature_days = per_day[DATE].to_list()
+    realised_by = dict(zip(feature_days, per_day[LABEL_DATE].to_list(), strict=True))
     moving = dict(zip(feature_days, per_day["moving"].to_list(), strict=True))
     out: dict[dt.date, list[dt.date]] = {}
     for day in days:
@@ -115,26 +112,16 @@ def recent_stretches(
     sessions: int = RECENT_SESSIONS,
     max_sessions: int = MAX_RECENT_SESSIONS,
     min_rows: int = MIN_RECENT_ROWS,
-    date: str = DATE,
-    realised: str = LABEL_DATE,
-    target: str = TARGET,
 ) -> dict[dt.date, float]:
     """The stretch of each day of ``days`` from ``recent``: rows predicted by the model with
-    their outcome (``date``, ``realised``, ``target``, ``p05``, ``p50``, ``p95``), read over
+    their outcome (``date``, ``target_end``, the target, ``p05``, ``p50``, ``p95``), read over
     each day's ``recent_windows``."""
     windows = recent_windows(
-        recent,
-        days,
-        sessions=sessions,
-        max_sessions=max_sessions,
-        min_rows=min_rows,
-        date=date,
-        realised=realised,
-        target=target,
+        recent, days, sessions=sessions, max_sessions=max_sessions, min_rows=min_rows
     )
     by_day = {
         d: part
-        for (d,), part in recent.partition_by(date, as_dict=True, maintain_order=True).items()
+        for (d,), part in recent.partition_by(DATE, as_dict=True, maintain_order=True).items()
     }
     out: dict[dt.date, float] = {}
     for day, window in windows.items():
@@ -143,7 +130,7 @@ def recent_stretches(
             continue
         rows = pl.concat([by_day[d] for d in window])
         out[day] = stretch_for(
-            rows[target].cast(pl.Float64).to_numpy(),
+            rows[TARGET].cast(pl.Float64).to_numpy(),
             rows.select("p05", "p50", "p95").to_numpy().astype(np.float64),
             level,
             min_rows=min_rows,

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 
+from daily_profit.modeling.dataset import TARGET
 from daily_profit.modeling.synthetic import SYNTHETIC_CALENDAR, SyntheticData, make_synthetic
 from daily_profit.modeling.tracking import TrackingTarget
 from daily_profit.modeling.train import SearchBudget, TrainConfig, TrainResult, train_profit_model
@@ -56,3 +59,11 @@ def trained_synthetic(synthetic: SyntheticData) -> TrainResult:
 def mlflow_target(tmp_path_factory: pytest.TempPathFactory) -> TrackingTarget:
     data_dir: Path = tmp_path_factory.mktemp("mlflow")
     return TrackingTarget.embedded(data_dir, registered_model_name="test_daily_profit")
+
+
+def mean_lost_in_noise(out_of_sample: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
+    """Walk-forward rows whose expected profit had noise as large as the outcomes' spread
+    added: a version that cannot match any baseline, its intervals untouched."""
+    spread = float(out_of_sample[TARGET].std())
+    noise = np.random.default_rng(seed).normal(0.0, spread, out_of_sample.height)
+    return out_of_sample.with_columns(pl.col("expected_net_profit") + noise)

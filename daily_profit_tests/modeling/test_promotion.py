@@ -42,7 +42,7 @@ from daily_profit.modeling.walk_forward import (
     WalkForwardResult,
     best_baseline_on,
 )
-from daily_profit_tests.modeling.conftest import small_config
+from daily_profit_tests.modeling.conftest import mean_lost_in_noise, small_config
 
 N_DAYS, N_ACCOUNTS = 60, 80
 CRITERIA = PromotionCriteria(draws=1000)
@@ -430,9 +430,7 @@ def test_a_first_version_that_cannot_show_it_matches_the_baseline_falls_back_to_
     fallback twin (each origin's chosen baseline as the mean, the version's intervals and
     breach probabilities), promoted when those intervals cover in the band, and only then."""
     oos = backtest.out_of_sample
-    spread = float(oos[TARGET].std())
-    noise = np.random.default_rng(0).normal(0.0, spread, oos.height)
-    lost = oos.with_columns(pl.col("expected_net_profit") + noise)
+    lost = mean_lost_in_noise(oos)
 
     def first(rows: pl.DataFrame) -> PromotionDecision:
         compared, _ = compare_on_backtest(

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import polars as pl
 import pytest
 from mlflow.models import Model
 
-from daily_profit.modeling.dataset import TARGET
 from daily_profit.modeling.evaluate import evaluate_result
 from daily_profit.modeling.promotion import (
     FALLBACK_KIND,
@@ -46,6 +44,7 @@ from daily_profit.modeling.walk_forward import (
     WalkForwardConfig,
     WalkForwardResult,
 )
+from daily_profit_tests.modeling.conftest import mean_lost_in_noise
 
 
 @pytest.fixture(scope="module")
@@ -346,8 +345,7 @@ def test_a_kept_first_version_gets_its_fallback_twin_as_champion(
         trained_synthetic, history=synthetic.history, calendar=SYNTHETIC_CALENDAR
     )
     oos = synthetic_backtest.out_of_sample
-    noise = np.random.default_rng(0).normal(0.0, float(oos[TARGET].std()), oos.height)
-    lost = oos.with_columns(pl.col("expected_net_profit") + noise)
+    lost = mean_lost_in_noise(oos)
     version = log_training_run(target, trained_synthetic, report)
     kept = promote_challenger(
         target,
