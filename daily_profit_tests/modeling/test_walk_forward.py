@@ -163,13 +163,17 @@ def test_walk_forward_trains_only_on_the_past_and_scores_every_out_of_sample_row
     assert np.isfinite(figures["headroom_share"])
 
 
-def test_conditional_coverage_pools_small_cells_and_reads_nonzero_outcomes() -> None:
+def test_conditional_coverage_cells_judge_the_rows_that_moved_and_pool_small_ones() -> None:
     rng = np.random.default_rng(0)
-    n = 2000
-    y = np.where(rng.random(n) < 0.3, 0.0, rng.normal(0, 1, n))
+    n = 4000
+    day = np.array([dt.date(2025, 1, 6) + dt.timedelta(days=int(i)) for i in rng.integers(0, 5, n)])
+    friday = np.array([d.weekday() == 4 for d in day])
+    # Fridays move 1.5x as wide as their interval allows: 73% covered where they moved.
+    moves = rng.normal(0, 1, n) * np.where(friday, 1.5, 1.0)
+    y = np.where(rng.random(n) < 0.3, 0.0, moves)
     frame = pl.DataFrame(
         {
-            DATE: [dt.date(2025, 1, 6) + dt.timedelta(days=int(i)) for i in rng.integers(0, 5, n)],
+            DATE: day.tolist(),
             TARGET: y,
             "p05": np.full(n, -1.645),
             "p95": np.full(n, 1.645),
@@ -177,17 +181,27 @@ def test_conditional_coverage_pools_small_cells_and_reads_nonzero_outcomes() -> 
         }
     )
     cov = conditional_coverage(frame, min_rows=300)
-    nonzero = np.abs(y[y != 0]) <= 1.645
-    assert cov.cells["outcome:nonzero"] == pytest.approx(nonzero.mean())
-    assert "outcome:zero" not in cov.cells
-    # Deciles of 200 rows are too small to judge alone: pooled into one cell.
-    assert [k for k in cov.cells if k.startswith("scale_decile:")] == [
-        "scale_decile:pooled_small_cells"
+    inside = np.abs(y) <= 1.645
+    moved = y != 0
+    assert cov.overall == pytest.approx(inside.mean())
+    assert cov.cells["outcome:nonzero"] == pytest.approx(inside[moved].mean())
+    # The cells read the rows that moved only: Friday's untraded rows (always inside) do not
+    # lift it back into the band.
+    assert cov.cells["weekday:Fri"] == pytest.approx(inside[moved & friday].mean())
+    assert cov.cells["weekday:Fri"] < 0.80 < inside[friday].mean()
+    assert not cov.in_band()
+    assert cov.rows["weekday:Fri"] == int((moved & friday).sum())
+    # Deciles of ~280 moving rows are too small to judge alone: pooled with a neighbour.
+    deciles = [k for k in cov.cells if k.startswith("scale_decile:")]
+    assert deciles == [
+        "scale_decile:0+1",
+        "scale_decile:2+3",
+        "scale_decile:4+5",
+        "scale_decile:6+7",
+        "scale_decile:8+9",
     ]
-    assert cov.rows["scale_decile:pooled_small_cells"] == n
-    assert len([k for k in cov.cells if k.startswith("weekday:")]) == 5
+    assert sum(cov.rows[k] for k in deciles) == int(moved.sum())
     assert all(n_rows >= 300 for n_rows in cov.rows.values())
-    assert cov.overall == pytest.approx(float(np.mean(np.abs(y) <= 1.645)))
 
 
 def test_block_bootstrap_interval_contains_the_ratio_and_separates_a_clear_winner() -> None:
