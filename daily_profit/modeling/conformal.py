@@ -240,15 +240,20 @@ def conditional_coverage(
 # use their other groups'). At 100 rows the 5% tail is about the 5th smallest residual.
 MIN_CALIBRATION_CELL_ROWS = 100
 SCALE_BANDS = 5
+# A band's own tail may widen its intervals by half or narrow them by a third, not more.
+BAND_STRETCH_BOUNDS = (0.67, 1.5)
 # The coverage aimed at on rows with a non-zero outcome is what leaves the whole at
 # ``OVERALL_AIM`` when spans without trading (always inside) are counted, kept within these
 # bounds (see ``active_level``). With a floor of 88.5% the whole sat at 91-93% on the sandbox
 # (a quarter of its session spans untraded), at the edge of the 88-92% band; at 86.5% both
-# bands have room: about 90.5% overall and 87.5% on the rows that moved.
+# bands have room: about 91% overall and 88% on the rows that moved.
 ACTIVE_LEVEL_BOUNDS = (0.865, 0.90)
-# Half a point above 90%: the untraded share of the days predicted is not exactly the
-# calibration days', and the moving rows' band (85-95%) is the narrower one on its low side.
-OVERALL_AIM = 0.905
+# A point above 90%: the rows that move are where the interval matters and the narrower band
+# (85-95% per weekday, regime and scale cell) is on their low side. On the seed sweep they
+# covered 0.6 points below their aim out of sample; with 90.5% the cells sat around 86.5%, and
+# a cell of a few hundred rows from eight or nine sessions wanders by 3 points. Overall coverage
+# stayed within 88-92% on every firm (at most 91.3%).
+OVERALL_AIM = 0.91
 OVERALL = "overall"
 
 
@@ -292,6 +297,9 @@ class MondrianOffsets:
     factors: dict[str, float]  # log factor per group key ("weekday=Fri", ...)
     level: float = 1 - 2 * LOWER_Q  # coverage calibrated for on rows with a non-zero outcome
     zero_share: float = 0.0  # of the calibration rows
+    # Per scale band, the stretch about p50 that makes the band's own calibration rows cover
+    # at ``level`` (empty: none, a bundle fitted before them).
+    band_stretch: tuple[float, ...] = ()
 
     def bands(self, scale: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.scale_edges), scale, side="right")
@@ -323,6 +331,7 @@ class MondrianOffsets:
             "factors": self.factors,
             "level": self.level,
             "zero_share": self.zero_share,
+            "band_stretch": list(self.band_stretch),
         }
 
     @classmethod
@@ -333,7 +342,32 @@ class MondrianOffsets:
             factors={k: float(v) for k, v in spec["factors"].items()},
             level=float(spec["level"]),
             zero_share=float(spec["zero_share"]),
+            band_stretch=tuple(float(b) for b in spec.get("band_stretch", ())),
         )
+
+    def row_band_stretch(self, scale: np.ndarray) -> np.ndarray:
+        """Each row's band stretch (1 without them)."""
+        if not self.band_stretch:
+            return np.ones(scale.size)
+        return np.asarray(self.band_stretch)[self.bands(scale)]
+
+
+def needed_stretch(y: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Per row, the smallest factor by which the interval's halves, stretched about p50,
+    contain the outcome: (y - p50) / (p95 - p50) above the median, (p50 - y) / (p50 - p05)
+    below it (0 at the median; at most 1 when the interval covered it)."""
+    p05, p50, p95 = quantiles[:, 0], quantiles[:, 1], quantiles[:, 2]
+    up = np.maximum(p95 - p50, 1e-9)
+    down = np.maximum(p50 - p05, 1e-9)
+    return np.where(y >= p50, (y - p50) / up, (p50 - y) / down)
+
+
+def conformal_stretch(y: np.ndarray, quantiles: np.ndarray, level: float) -> float:
+    """The stretch about p50 after which ``level`` of the rows are covered: the conformal
+    (n + 1) quantile of ``needed_stretch``."""
+    needed = np.sort(needed_stretch(y, quantiles))
+    k = min(y.size, math.ceil(level * (y.size + 1)))
+    return float(needed[k - 1])
 
 
 def _group_factors(
@@ -394,8 +428,30 @@ def fit_mondrian(
         lower_level=tail,
         upper_level=1 - tail,
     )
+    # The factors level the bands' median moves, not their tails: on the seed sweep a band
+    # of a firm could cover 75-80% origin after origin while another covered 95%. Each band
+    # gets the stretch that makes its own calibration rows cover at ``level`` (Mondrian
+    # conformal on the stretch each row needed); a band with too few rows keeps 1.
+    calibrated = apply_offsets(stretched, scale * factor, overall)
+    band = spec.bands(scale)[moved]
+    band_stretch = tuple(
+        float(
+            np.clip(
+                conformal_stretch(y[moved][rows], calibrated[moved][rows], level),
+                *BAND_STRETCH_BOUNDS,
+            )
+        )
+        if (rows := band == b).sum() >= min_rows
+        else 1.0
+        for b in range(len(edges) + 1)
+    )
     return MondrianOffsets(
-        overall=overall, scale_edges=edges, factors=factors, level=level, zero_share=zero_share
+        overall=overall,
+        scale_edges=edges,
+        factors=factors,
+        level=level,
+        zero_share=zero_share,
+        band_stretch=band_stretch,
     )
 
 
@@ -409,7 +465,8 @@ def apply_mondrian(
     """Calibrated (n, 3) quantiles: the raw proposal stretched about its median by the row's
     group factors, plus s(x) x factors x offsets; sorted per row."""
     factor = offsets.row_factors(scale, weekday, regime)
-    return apply_offsets(_stretch(raw_quantiles, factor), scale * factor, offsets.overall)
+    calibrated = apply_offsets(_stretch(raw_quantiles, factor), scale * factor, offsets.overall)
+    return _stretch(calibrated, offsets.row_band_stretch(scale))
 
 
 def _stretch(raw_quantiles: np.ndarray, factor: np.ndarray) -> np.ndarray:

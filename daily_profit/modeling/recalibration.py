@@ -17,13 +17,13 @@ The expected profit, p50 and the breach probability are not touched: only the in
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 
 from daily_profit.modeling.bundle import ModelBundle
+from daily_profit.modeling.conformal import conformal_stretch
 from daily_profit.modeling.dataset import DATE, LABEL_DATE, TARGET, label_dates
 
 # Five sessions: a week of outcomes (about a thousand moving rows at the sandbox's size), recent
@@ -42,16 +42,6 @@ STRETCH_BOUNDS = (0.5, 3.0)
 NO_STRETCH = 1.0
 
 
-def needed_stretch(y: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-    """Per row, the smallest factor by which the interval's halves, stretched about p50,
-    contain the outcome: (y - p50) / (p95 - p50) above the median, (p50 - y) / (p50 - p05)
-    below it (0 at the median; at most 1 when the interval covered it)."""
-    p05, p50, p95 = quantiles[:, 0], quantiles[:, 1], quantiles[:, 2]
-    up = np.maximum(p95 - p50, 1e-9)
-    down = np.maximum(p50 - p05, 1e-9)
-    return np.where(y >= p50, (y - p50) / up, (p50 - y) / down)
-
-
 def stretch_for(
     y: np.ndarray,
     quantiles: np.ndarray,
@@ -66,9 +56,7 @@ def stretch_for(
     n = int(moved.sum())
     if n < min_rows:
         return NO_STRETCH
-    needed = np.sort(needed_stretch(y[moved], quantiles[moved]))
-    k = min(n, math.ceil(level * (n + 1)))
-    return float(np.clip(needed[k - 1], *bounds))
+    return float(np.clip(conformal_stretch(y[moved], quantiles[moved], level), *bounds))
 
 
 def recent_windows(

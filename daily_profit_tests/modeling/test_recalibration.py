@@ -9,13 +9,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from daily_profit.modeling.conformal import needed_stretch
 from daily_profit.modeling.recalibration import (
     MIN_RECENT_ROWS,
     NO_STRETCH,
     RECENT_SESSIONS,
     STRETCH_BOUNDS,
     apply_stretch,
-    needed_stretch,
     recent_stretches,
     stretch_for,
 )
