@@ -13,15 +13,17 @@ every 14 days and predicts the next 14. Per seed it prints, as JSON lines:
 - ``seed_sweep_headroom_share``: share of the achievable MSE improvement, best baseline ->
   the sandbox's oracle, that the model captures;
 - ``seed_sweep_coverage``: coverage of the 90% interval, overall, on non-zero outcomes and the
-  lowest / highest conditional cell (weekday, regime, predicted-scale decile; >= 300 rows);
+  lowest / highest conditional cell (rows with a non-zero outcome by weekday, regime,
+  predicted-scale decile; >= 300 rows), and the same of intervals that know the simulated truth
+  (``oracle_intervals``: exact mean +- c x exact std, the moving rows covered at 88% in hindsight);
 - ``seed_sweep_interval_score``: the model's interval score against the trailing percentiles';
 - ``seed_sweep_breach_brier``: the model's breach Brier against the headroom rule's (the
   project's breach rule) and the base rate's.
 
 Then the summary: ``seed_sweep_headroom_share_mean`` (and pooled: sum of gains over sum of
 headroom), ``seed_sweep_coverage_in_band_seeds`` (overall coverage in 88-92%),
-``seed_sweep_conditional_coverage_in_band_seeds`` (every cell in 85-95%),
-``seed_sweep_worse_than_best_baseline_seeds`` (interval entirely above 1), the pooled breach
+``seed_sweep_conditional_coverage_in_band_seeds`` (every cell in 85-95%; the truth's intervals'
+count in its params), ``seed_sweep_worse_than_best_baseline_seeds`` (interval entirely above 1), the pooled breach
 Brier against the rule's, and the wall time. Exit status 1 when a floor of issue 9 is missed.
 
     uv run python benchmarks/seed_sweep.py                     # seeds 1-12 (the figures)
@@ -97,7 +99,12 @@ def run_seed(seed: int, settings: SweepSettings) -> dict[str, Any]:
         decide_promotion,
     )
     from daily_profit.modeling.train import SearchBudget, TrainConfig
-    from daily_profit.modeling.walk_forward import WalkForwardConfig, firm_figures, run_walk_forward
+    from daily_profit.modeling.walk_forward import (
+        WalkForwardConfig,
+        firm_figures,
+        oracle_interval_coverage,
+        run_walk_forward,
+    )
     from daily_profit.sandbox.simulation import SimulationConfig
     from daily_profit_tests.modeling.sandbox_frame import sandbox_frame_for
 
@@ -138,6 +145,11 @@ def run_seed(seed: int, settings: SweepSettings) -> dict[str, Any]:
         "version" if decision.promote else "fallback_twin" if fallback.promote else "none"
     )
     figures["fallback_twin_reasons"] = fallback.reasons if fallback is not None else []
+    # The bound on the cells: intervals that know the simulated truth, on the same rows.
+    oracle = oracle_interval_coverage(result.out_of_sample, data.truth)
+    figures["oracle_coverage_overall"] = oracle.overall
+    figures["oracle_cell_min"] = oracle.summary()["coverage_cell_min"]
+    figures["oracle_conditional_in_band"] = float(oracle.in_band())
     figures["frame_seconds"] = built
     figures["seconds"] = time.perf_counter() - started
     figures["expected_skilled_share"] = config.expected_skilled_share()
@@ -190,6 +202,11 @@ def report_seed(seed: int, f: dict[str, Any]) -> None:
             "cell_max": _round(f["coverage_cell_max"]),
             "in_band": bool(f["coverage_in_band"]),
             "conditional_in_band": bool(f["conditional_coverage_in_band"]),
+            "oracle_intervals": {
+                "overall": _round(f["oracle_coverage_overall"]),
+                "cell_min": _round(f["oracle_cell_min"]),
+                "conditional_in_band": bool(f["oracle_conditional_in_band"]),
+            },
         },
     )
     report(
@@ -266,7 +283,14 @@ def summarise(results: dict[int, dict[str, Any]], seconds: float, n_seeds: int) 
         "seed_sweep_conditional_coverage_in_band_seeds",
         cond_in_band,
         "seeds",
-        params={"of": len(seeds), "band": [0.85, 0.95]},
+        params={
+            "of": len(seeds),
+            "band": [0.85, 0.95],
+            # The same cells of intervals that know the simulated truth (moving rows at 88%).
+            "oracle_intervals_in_band_seeds": sum(
+                int(f["oracle_conditional_in_band"]) for f in results.values()
+            ),
+        },
     )
     report(
         "seed_sweep_worse_than_best_baseline_seeds",

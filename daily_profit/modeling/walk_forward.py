@@ -52,6 +52,7 @@ from daily_profit.modeling.dataset import (
 )
 from daily_profit.modeling.evaluate import (
     TRUTH_MEAN,
+    TRUTH_STD,
     EvaluationReport,
     brier,
     coverage,
@@ -484,6 +485,34 @@ def conditional_coverage(oos: pl.DataFrame, min_rows: int = MIN_CELL_ROWS) -> Co
     return ConditionalCoverage(
         overall=float(overall[0]) if oos.height else math.nan, cells=cells, rows=rows
     )
+
+
+# What the truth's intervals cover where the account moved: the most the 88-92% overall band
+# leaves them when a quarter to a third of the spans are untraded (always inside).
+ORACLE_MOVING_LEVEL = 0.88
+
+
+def oracle_interval_coverage(
+    oos: pl.DataFrame, truth: pl.DataFrame, moving_level: float = ORACLE_MOVING_LEVEL
+) -> ConditionalCoverage:
+    """The conditional coverage of intervals that know the simulated truth: each row's exact
+    expected P&L plus or minus c times its exact standard deviation, c chosen in hindsight so
+    that the rows that moved are covered at ``moving_level``. No model knows more about a row;
+    what such intervals miss per weekday, regime and scale cell is the spread of whole sessions
+    (every account of a firm trades the same next session), not a fault of the model.
+    Rows without a positive truth standard deviation are left out."""
+    rows = oos.join(
+        truth.select(ID, DATE, TRUTH_MEAN, TRUTH_STD), on=[ID, DATE], how="inner"
+    ).filter(pl.col(TRUTH_STD) > 0)
+    y = rows[TARGET].cast(pl.Float64).to_numpy()
+    mean = rows[TRUTH_MEAN].cast(pl.Float64).to_numpy()
+    std = rows[TRUTH_STD].cast(pl.Float64).to_numpy()
+    moved = y != 0
+    c = float(np.quantile(np.abs(y - mean)[moved] / std[moved], moving_level))
+    intervals = rows.with_columns(
+        pl.Series("p05", mean - c * std), pl.Series("p95", mean + c * std), pl.Series("scale", std)
+    )
+    return conditional_coverage(intervals)
 
 
 def block_bootstrap_rmse_ratio(

@@ -21,6 +21,7 @@ from daily_profit.modeling.walk_forward import (
     conditional_coverage,
     firm_figures,
     last_origins,
+    oracle_interval_coverage,
     plan_origins,
     prediction_rows,
     run_walk_forward,
@@ -233,3 +234,38 @@ def test_an_origin_with_too_little_history_for_the_method_says_which_and_what_to
             WalkForwardConfig(step_days=7, min_train_days=3),
             history=small.history,
         )
+
+
+def test_oracle_intervals_cover_the_moving_rows_at_their_level_whatever_the_model() -> None:
+    rng = np.random.default_rng(3)
+    n = 6000
+    days = [dt.date(2025, 1, 6) + dt.timedelta(days=int(i)) for i in rng.integers(0, 5, n)]
+    mean = rng.normal(0, 50, n)
+    std = np.exp(rng.normal(4, 1, n))
+    y = np.where(rng.random(n) < 0.3, 0.0, mean + std * rng.standard_t(4, n))
+    ids = [f"a{i}" for i in range(n)]
+    oos = pl.DataFrame(
+        {
+            "account_id": ids,
+            DATE: days,
+            TARGET: y,
+            # A model's intervals the oracle must ignore.
+            "p05": np.full(n, -1.0),
+            "p95": np.full(n, 1.0),
+            "scale": np.ones(n),
+        }
+    )
+    truth = pl.DataFrame(
+        {
+            "account_id": ids,
+            DATE: days,
+            "expected_next_day_net_profit": mean,
+            "next_day_std": std,
+        }
+    )
+    cov = oracle_interval_coverage(oos, truth, moving_level=0.88)
+    assert cov.cells["outcome:nonzero"] == pytest.approx(0.88, abs=0.002)
+    # Every row's deviation is the same t(4) draw in units of its std: each cell at the level.
+    assert all(abs(v - 0.88) < 0.04 for k, v in cov.cells.items() if k.startswith("scale_decile:"))
+    # The model's own +-1 intervals (the untraded rows only, 30%) play no part.
+    assert cov.overall > 0.8
