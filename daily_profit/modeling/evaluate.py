@@ -39,6 +39,7 @@ from daily_profit.modeling.baselines import (
     fit_breach_rule,
 )
 from daily_profit.modeling.dataset import BREACH, DATE, ID, TARGET
+from daily_profit.modeling.recalibration import recent_known, served
 from daily_profit.trading_calendar import TradingCalendar, trading_calendar
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 ALPHA = 0.10  # the interval is the central 90%
 MODEL = "model"
+# The model's intervals as served: recalibrated on the last sessions' outcomes.
+SERVED = "model_served"
 ORACLE = "oracle"
 TRUTH_MEAN = "expected_next_day_net_profit"
 TRUTH_STD = "next_day_std"
@@ -317,6 +320,14 @@ def evaluate_result(
         top_k=top_k,
     )
     report.extras["breach_rule_columns"] = list(rule.headroom_columns)
+    # The intervals the desk is served: the model's stretched each night by the outcomes known
+    # at that day's close (``recalibration.served``), what the walk-forward and promotion judge.
+    earlier = pl.concat([split.train, split.calibration], how="diagonal_relaxed")
+    stretched = served(result.bundle, result.test_predictions, recent_known(earlier, test))
+    y = stretched[TARGET].cast(pl.Float64).to_numpy()
+    report.metrics[SERVED] = _interval_metrics(
+        y, stretched["p05"].to_numpy(), stretched["p95"].to_numpy()
+    )
     return report
 
 

@@ -69,6 +69,15 @@ def test_model_against_baselines(sandbox: SandboxFrame, trained: TrainResult) ->
     # The mean never does worse than predicting zero by more than noise (shrinkage guards it).
     assert report.get("model", "rmse") <= report.get("zero", "rmse") * 1.005
     assert report.extras["breach_rule_columns"], "headroom columns from the catalog were found"
+    # Beside the model's own intervals, the ones the desk is served (stretched each night by the
+    # outcomes known at the day's close), in MLflow's metrics too.
+    assert "test_model_served_coverage" in report.flat()
+    width, served_width = (
+        report.get("model", "mean_width"),
+        report.get("model_served", "mean_width"),
+    )
+    assert served_width != width
+    assert 0.5 * width <= served_width <= 3.0 * width  # the stretch's bounds
     assert math.isfinite(report.get("headroom_rule", "brier"))
 
 
