@@ -508,7 +508,7 @@ def choose_mean(
     model_term: np.ndarray,
     baselines: dict[str, np.ndarray],
     *,
-    anchor: dict[str, float] | None = None,
+    anchor: dict[str, float],
     days: np.ndarray | None = None,
     support: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
     min_gain: float = 0.0,
@@ -516,8 +516,8 @@ def choose_mean(
     """The mean the desk is served, chosen on these held-out rows.
 
     ``baselines``: every named baseline's prediction of the rows (``MEAN_BASELINES``) and the
-    stack's other inputs (``STACK_BASELINES``). With an ``anchor`` (``fit_anchor``) the mean is
-    the anchor, unless
+    stack's other inputs (``STACK_BASELINES``). The mean is the ``anchor`` (``fit_anchor``),
+    unless
 
     - a named baseline beats it on these rows and the ``support`` rows together (outcomes and
       baselines of the train rows: the anchor has two numbers fitted there, the baselines none,
@@ -527,28 +527,27 @@ def choose_mean(
       significantly, day by day (``days``: each row's date; a one-sided paired test on the
       days' summed loss differences at 5%).
 
-    Without an anchor, the stack is kept only when its MSE is below the best input's by
-    ``min_gain``, else the mean is that input. A model without an edge never gives something
-    worse than what it is compared with here.
+    A model without an edge never gives something worse than what it is compared with here.
     """
     stack = MeanStack(weights=weights)
     matrix = np.column_stack([baselines[b] for b in STACK_BASELINES])
     stack_loss = (y - stack.combine(model_term, matrix)) ** 2
     stack_mse = float(np.mean(stack_loss))
-    # The fallback is the best of every complete prediction the stack had, the shrunk account
-    # means too: a firm whose edge is small but real is better served by them than by zero.
-    # (The carried P&L alone predicts only the positions still open.)
-    inputs = {
-        b: float(np.mean((y - baselines[b]) ** 2))
-        for b in (*MEAN_BASELINES, *STACK_BASELINES)
-        if b != CARRIED_UNREALISED
-    }
-    mses = {b: inputs[b] for b in MEAN_BASELINES}
+    mses = {b: float(np.mean((y - baselines[b]) ** 2)) for b in MEAN_BASELINES}
     best = min(MEAN_BASELINES, key=lambda b: mses[b])
-    fallback = min(inputs, key=lambda b: inputs[b])
-    anchored = MeanStack(weights=anchor) if anchor is not None else None
-    anchor_loss = (y - anchored.combine(model_term, matrix)) ** 2 if anchored is not None else None
-    anchor_mse = float(np.mean(anchor_loss)) if anchor_loss is not None else math.nan
+    anchored = MeanStack(weights=anchor)
+    anchor_loss = (y - anchored.combine(model_term, matrix)) ** 2
+    anchor_mse = float(np.mean(anchor_loss))
+    long_y = np.concatenate([y, support[0]]) if support else y
+    long = {
+        b: np.concatenate([baselines[b], support[1][b]]) if support else baselines[b]
+        for b in (*MEAN_BASELINES, *STACK_BASELINES)
+    }
+    long_matrix = np.column_stack([long[b] for b in STACK_BASELINES])
+    long_anchor = float(np.mean((long_y - long_matrix @ anchored.baseline_weights()) ** 2))
+    long_mses = {b: float(np.mean((long_y - long[b]) ** 2)) for b in MEAN_BASELINES}
+    long_best = min(MEAN_BASELINES, key=lambda b: long_mses[b])
+    stack_wins = _beats_by_day(days, stack_loss, anchor_loss)
     evidence = {
         "rows": int(y.size),
         "stack_weights": weights,
@@ -557,39 +556,21 @@ def choose_mean(
         "best_baseline": best,
         "best_baseline_mse": mses[best],
         "baseline_mse": mses,
-        "best_input": fallback,
-        "best_input_mse": inputs[fallback],
         "min_gain": min_gain,
         "stack_gain": 1.0 - stack_mse / mses[best] if mses[best] > 0 else 0.0,
+        "anchor_weights": anchor,
+        "anchor_mse": anchor_mse,
+        "support_rows": int(long_y.size),
+        "support_anchor_mse": long_anchor,
+        "support_best_baseline": long_best,
+        "support_best_baseline_mse": long_mses[long_best],
+        "stack_beats_anchor_by_day": stack_wins,
     }
-    if anchored is not None:
-        long_y = np.concatenate([y, support[0]]) if support else y
-        long = {
-            b: np.concatenate([baselines[b], support[1][b]]) if support else baselines[b]
-            for b in (*MEAN_BASELINES, *STACK_BASELINES)
-        }
-        long_matrix = np.column_stack([long[b] for b in STACK_BASELINES])
-        long_anchor = float(np.mean((long_y - long_matrix @ anchored.baseline_weights()) ** 2))
-        long_mses = {b: float(np.mean((long_y - long[b]) ** 2)) for b in MEAN_BASELINES}
-        long_best = min(MEAN_BASELINES, key=lambda b: long_mses[b])
-        stack_wins = _beats_by_day(days, stack_loss, anchor_loss)
-        evidence |= {
-            "anchor_weights": anchor,
-            "anchor_mse": anchor_mse,
-            "support_rows": int(long_y.size),
-            "support_anchor_mse": long_anchor,
-            "support_best_baseline": long_best,
-            "support_best_baseline_mse": long_mses[long_best],
-            "stack_beats_anchor_by_day": stack_wins,
-        }
-        if long_mses[long_best] < long_anchor:
-            return MeanStack.baseline(long_best, evidence | {"kept": "fallback"})
-        if stack_mse < anchor_mse * (1.0 - min_gain) and stack_wins:
-            return MeanStack(weights=weights, evidence=evidence | {"kept": "stack"})
-        return MeanStack(weights=anchor, evidence=evidence | {"kept": "anchor"})
-    if stack_mse < inputs[fallback] * (1.0 - min_gain):
-        return MeanStack(weights=weights, fallback=None, evidence=evidence | {"kept": "stack"})
-    return MeanStack.baseline(fallback, evidence | {"kept": "fallback"})
+    if long_mses[long_best] < long_anchor:
+        return MeanStack.baseline(long_best, evidence | {"kept": "fallback"})
+    if stack_mse < anchor_mse * (1.0 - min_gain) and stack_wins:
+        return MeanStack(weights=weights, evidence=evidence | {"kept": "stack"})
+    return MeanStack(weights=anchor, evidence=evidence | {"kept": "anchor"})
 
 
 def _beats_by_day(days: np.ndarray | None, loss_a: np.ndarray, loss_b: np.ndarray) -> bool:

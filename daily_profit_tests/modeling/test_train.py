@@ -21,7 +21,6 @@ from daily_profit.modeling.train import (
     TrainConfig,
     TrainResult,
     choose_mean,
-    fit_stack,
     train_profit_model,
 )
 from daily_profit_tests.modeling.conftest import small_config
@@ -155,50 +154,6 @@ def _no_edge_world(
 
 def _matrix(baselines: dict[str, np.ndarray]) -> np.ndarray:
     return np.column_stack([baselines[b] for b in STACK_BASELINES])
-
-
-def test_a_model_with_no_edge_falls_back_to_exactly_the_best_baseline() -> None:
-    y_fit, model_fit, base_fit = _no_edge_world(0)
-    weights = fit_stack(y_fit, model_fit, _matrix(base_fit))
-    assert all(w >= 0 for w in weights.values())
-    y, model, base = _no_edge_world(1)
-    stack = choose_mean(weights, y, model, base, min_gain=0.001)
-    assert stack.fallback == "account_mean"
-    assert stack.evidence["best_baseline"] == "account_mean"
-    np.testing.assert_array_equal(stack.combine(model, _matrix(base)), base["account_mean"])
-
-
-def test_a_small_edge_falls_back_to_the_shrunk_account_mean_rather_than_zero() -> None:
-    # Outcomes follow a fifth of the noisy account mean: the plain account mean overshoots, zero
-    # ignores the edge, the mean pulled toward zero is closest.
-    rng = np.random.default_rng(3)
-    n = 6_000
-    y_fit, model_fit, base_fit = _no_edge_world(0, n)
-    y, model, base = _no_edge_world(1, n)
-    y = 0.2 * base["account_mean"] + 300.0 * rng.standard_t(4, n)
-    for name in SHRUNK_ACCOUNT_MEANS:
-        base[name] = base["account_mean"] * 0.2
-    stack = choose_mean(fit_stack(y_fit, model_fit, _matrix(base_fit)), y, model, base)
-    assert stack.fallback in SHRUNK_ACCOUNT_MEANS
-    assert stack.evidence["best_input"] == stack.fallback
-    np.testing.assert_allclose(stack.combine(model, _matrix(base)), base[stack.fallback])
-
-
-def test_a_model_with_an_edge_keeps_the_stack_and_beats_the_best_baseline() -> None:
-    y_fit, _, base_fit = _no_edge_world(0)
-    y, _, base = _no_edge_world(1)
-    rng = np.random.default_rng(2)
-    # The model knows part of the noise the baselines cannot see.
-    shock_fit, shock = (
-        np.asarray(y_fit - base_fit["account_mean"]),
-        np.asarray(y - base["account_mean"]),
-    )
-    model_fit = 0.3 * shock_fit + rng.normal(0.0, 50.0, y_fit.size)
-    model = 0.3 * shock + rng.normal(0.0, 50.0, y.size)
-    stack = choose_mean(fit_stack(y_fit, model_fit, _matrix(base_fit)), y, model, base)
-    assert stack.fallback is None
-    mse_stack = np.mean((y - stack.combine(model, _matrix(base))) ** 2)
-    assert mse_stack < np.mean((y - base["account_mean"]) ** 2)
 
 
 def test_trained_mean_is_no_worse_than_the_best_baseline_where_it_was_chosen(
