@@ -322,8 +322,8 @@ def evaluate_result(
     report.extras["breach_rule_columns"] = list(rule.headroom_columns)
     # The intervals the desk is served: the model's stretched each night by the outcomes known
     # at that day's close (``recalibration.served``), what the walk-forward and promotion judge.
-    earlier = pl.concat([split.train, split.calibration], how="diagonal_relaxed")
-    stretched = served(result.bundle, result.test_predictions, recent_known(earlier, test))
+    known = recent_known((split.train, split.calibration), test)
+    stretched = served(result.bundle, result.test_predictions, known)
     y = stretched[TARGET].cast(pl.Float64).to_numpy()
     report.metrics[SERVED] = _interval_metrics(
         y, stretched["p05"].to_numpy(), stretched["p95"].to_numpy()

@@ -170,12 +170,21 @@ def stretch_frame(predictions: pl.DataFrame, stretches: dict[dt.date, float]) ->
     )
 
 
-def recent_known(earlier: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+def recent_known(
+    earlier: pl.DataFrame | Sequence[pl.DataFrame], rows: pl.DataFrame
+) -> pl.DataFrame:
     """The rows whose outcomes the stretches of ``rows``' days may read: the last
-    ``MAX_RECENT_SESSIONS`` feature days of ``earlier`` and ``rows`` themselves (each day reads
-    only what was realised by its close), with the day each label was realised."""
-    recent = earlier[DATE].unique().sort().to_list()[-MAX_RECENT_SESSIONS:]
-    known = pl.concat([earlier.filter(pl.col(DATE).is_in(recent)), rows], how="diagonal_relaxed")
+    ``MAX_RECENT_SESSIONS`` feature days of ``earlier`` (one frame, or several, such as a
+    split's train and calibration segments: only their last sessions are copied) and ``rows``
+    themselves (each day reads only what was realised by its close), with the day each label
+    was realised."""
+    parts = [earlier] if isinstance(earlier, pl.DataFrame) else list(earlier)
+    days = sorted({d for part in parts for d in part[DATE].unique().to_list()})
+    recent = days[-MAX_RECENT_SESSIONS:]
+    known = pl.concat(
+        [*(part.filter(pl.col(DATE).is_in(recent)) for part in parts), rows],
+        how="diagonal_relaxed",
+    )
     return known.with_columns(label_dates(known).alias(LABEL_DATE))
 
 
