@@ -487,6 +487,32 @@ def conditional_coverage(oos: pl.DataFrame, min_rows: int = MIN_CELL_ROWS) -> Co
     )
 
 
+def pooling_rows(oos: pl.DataFrame) -> pl.DataFrame:
+    """A firm's out-of-sample rows as the pooled cells read them: D, its regime, the outcome,
+    the interval, and ``scale`` as its percentile rank among the firm's rows that moved (a
+    firm's scale is in its own dollars: one firm's quiet accounts can be another's wild ones).
+    Applied twice it gives the same rows (ranks rank as themselves)."""
+    scale = oos["scale"] if "scale" in oos.columns else oos["p95"] - oos["p05"]
+    values = scale.cast(pl.Float64).to_numpy()
+    moved = oos[TARGET].cast(pl.Float64).to_numpy() != 0
+    share = np.zeros(values.size)
+    if moved.any():
+        share[moved] = pl.Series(values[moved]).rank("average").to_numpy() / moved.sum()
+    regime = [c for c in (*REGIME_FLAGS, "regime_vol") if c in oos.columns]
+    return oos.select(DATE, *regime, TARGET, "p05", "p95").with_columns(pl.Series("scale", share))
+
+
+def pooled_conditional_coverage(
+    firms: Sequence[pl.DataFrame], min_rows: int = MIN_CELL_ROWS
+) -> ConditionalCoverage:
+    """The cells of several firms' out-of-sample rows pooled: a weekday's or regime's rows of
+    every firm together, and each firm's own predicted-scale decile with the same decile of
+    the others (``pooling_rows``). What the method does systematically to a kind of row, with
+    the session-to-session spread of one firm averaged out."""
+    rows = pl.concat([pooling_rows(firm) for firm in firms], how="diagonal_relaxed")
+    return conditional_coverage(rows, min_rows)
+
+
 # What the truth's intervals cover where the account moved: the most the 88-92% overall band
 # leaves them when a quarter to a third of the spans are untraded (always inside).
 ORACLE_MOVING_LEVEL = 0.88

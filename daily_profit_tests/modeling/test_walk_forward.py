@@ -23,6 +23,7 @@ from daily_profit.modeling.walk_forward import (
     last_origins,
     oracle_interval_coverage,
     plan_origins,
+    pooled_conditional_coverage,
     prediction_rows,
     run_walk_forward,
     training_rows,
@@ -203,6 +204,52 @@ def test_conditional_coverage_cells_judge_the_rows_that_moved_and_pool_small_one
     ]
     assert sum(cov.rows[k] for k in deciles) == int(moved.sum())
     assert all(n_rows >= 300 for n_rows in cov.rows.values())
+
+
+def test_pooled_cells_hold_each_firms_own_scale_decile_together() -> None:
+    rng = np.random.default_rng(2)
+
+    def firm(dollars: float, n: int = 6000) -> tuple[pl.DataFrame, np.ndarray]:
+        # Each firm's widest tenth of accounts moves 1.6x beyond its interval (its top scale
+        # decile is under-covered); the firm's scale is in its own dollars.
+        scale = np.exp(rng.normal(0, 1, n)) * dollars
+        wild = scale >= np.quantile(scale, 0.9)
+        y = np.where(rng.random(n) < 0.2, 0.0, rng.normal(0, 1, n) * np.where(wild, 1.6, 1.0))
+        days = [dt.date(2025, 1, 6) + dt.timedelta(days=int(i)) for i in rng.integers(0, 5, n)]
+        frame = pl.DataFrame(
+            {
+                DATE: days,
+                TARGET: y * scale,
+                "p05": -1.645 * scale,
+                "p95": 1.645 * scale,
+                "scale": scale,
+            }
+        )
+        return frame, (np.abs(y) <= 1.645) & (y != 0) & wild
+
+    quiet, quiet_wild_inside = firm(10.0)
+    loud, loud_wild_inside = firm(1000.0)
+    pooled = pooled_conditional_coverage([quiet, loud])
+    both = pl.concat([quiet, loud])
+    moved = both[TARGET].to_numpy() != 0
+    inside = (both[TARGET] >= both["p05"]) & (both[TARGET] <= both["p95"])
+    assert pooled.cells["outcome:nonzero"] == pytest.approx(inside.to_numpy()[moved].mean())
+    # The top decile is both firms' wild accounts (not the loud firm's alone): under-covered.
+    top = pooled.cells["scale_decile:9"]
+    wild_moved = sum(
+        int(
+            (
+                (f[TARGET].to_numpy() != 0) & (f["scale"].to_numpy() >= f["scale"].quantile(0.9))
+            ).sum()
+        )
+        for f in (quiet, loud)
+    )
+    expected = (quiet_wild_inside.sum() + loud_wild_inside.sum()) / wild_moved
+    assert top == pytest.approx(expected, abs=0.01)
+    assert top < 0.80
+    # Ranked on raw dollars, the quiet firm's wild accounts would sit in the low deciles.
+    assert conditional_coverage(both).cells["scale_decile:9"] > top
+    assert all(v > 0.85 for k, v in pooled.cells.items() if k.startswith("weekday:"))
 
 
 def test_block_bootstrap_interval_contains_the_ratio_and_separates_a_clear_winner() -> None:
