@@ -25,7 +25,8 @@ headroom), ``seed_sweep_coverage_in_band_seeds`` (overall coverage in 88-92%),
 ``seed_sweep_conditional_coverage_in_band_seeds`` (every cell in 85-95%; the truth's intervals'
 count in its params), ``seed_sweep_conditional_coverage_pooled_cell_min`` (the lowest cell when
 every firm's rows are pooled: each weekday and regime of every firm together, each firm's own
-scale decile with the others'; every cell in its params), ``seed_sweep_worse_than_best_baseline_seeds`` (interval entirely above 1), the pooled breach
+scale decile with the others'; every cell in its params),
+``seed_sweep_worse_than_best_baseline_seeds`` (interval entirely above 1), the pooled breach
 Brier against the rule's, and the wall time. Exit status 1 when a floor of issue 9 is missed.
 
     uv run python benchmarks/seed_sweep.py                     # seeds 1-12 (the figures)

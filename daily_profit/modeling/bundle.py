@@ -52,10 +52,10 @@ from daily_profit.modeling.baselines import (
 )
 from daily_profit.modeling.breach import BreachCalibrator, rule_score
 from daily_profit.modeling.conformal import (
-    REGIME_FLAGS,
     ConformalOffsets,
     MondrianOffsets,
     apply_mondrian,
+    regime_columns,
     regime_of,
     weekday_of,
 )
@@ -223,7 +223,7 @@ class Predictions:
 
 def regimes(frame: pl.DataFrame | pd.DataFrame) -> np.ndarray | None:
     """Volatility regime of each row's feature day, None when the frame has no regime column."""
-    columns = [c for c in (*REGIME_FLAGS, "regime_vol") if c in frame.columns]
+    columns = regime_columns(list(frame.columns))
     if not columns:
         return None
     rows = (

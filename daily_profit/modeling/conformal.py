@@ -108,6 +108,8 @@ REGIME_FLAGS: tuple[str, ...] = (
     "regime_vol_balanced",
     "regime_vol_dispersed",
 )
+# The synthetic frame's regime: its volatility multiplier, where the catalog has flags.
+REGIME_LEVEL = "regime_vol"
 UNKNOWN = "unknown"
 
 
@@ -115,6 +117,11 @@ def weekday_of(frame: pl.DataFrame, date_column: str = "date") -> pl.Series:
     """The feature day's weekday as a short name (the session a prediction is made after)."""
     names = pl.Series(WEEKDAYS)
     return names.gather(frame[date_column].dt.weekday() - 1).alias("weekday")
+
+
+def regime_columns(columns: Sequence[str]) -> list[str]:
+    """Which of a frame's ``columns`` ``regime_of`` reads."""
+    return [c for c in (*REGIME_FLAGS, REGIME_LEVEL) if c in columns]
 
 
 def regime_of(frame: pl.DataFrame) -> pl.Series:
@@ -128,10 +135,10 @@ def regime_of(frame: pl.DataFrame) -> pl.Series:
                 pl.when(pl.col(c) == 1).then(pl.lit(c.removeprefix("regime_vol_"))).otherwise(expr)
             )
         return frame.select(expr.alias("regime")).to_series()
-    if "regime_vol" in frame.columns:
+    if REGIME_LEVEL in frame.columns:
         return (
             frame.select(
-                pl.col("regime_vol").cast(pl.Float64).round(3).cast(pl.String).fill_null(UNKNOWN)
+                pl.col(REGIME_LEVEL).cast(pl.Float64).round(3).cast(pl.String).fill_null(UNKNOWN)
             )
             .to_series()
             .alias("regime")

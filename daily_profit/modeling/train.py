@@ -75,9 +75,9 @@ from daily_profit.modeling.bundle import (
 )
 from daily_profit.modeling.conformal import (
     QUANTILES,
-    REGIME_FLAGS,
     conditional_coverage,
     fit_mondrian,
+    regime_columns,
 )
 from daily_profit.modeling.dataset import (
     BREACH,
@@ -860,8 +860,9 @@ class TrainResult:
 def coverage_table(rows: pl.DataFrame, predictions: pl.DataFrame) -> pl.DataFrame:
     """``conformal.conditional_coverage`` of ``predictions`` (``predictions_frame`` of
     ``rows``, same order): the regime comes from the rows' features."""
-    regime = [c for c in (*REGIME_FLAGS, "regime_vol") if c in rows.columns]
-    frame = rows.select(DATE, *regime).hstack(predictions.select(TARGET, "p05", "p95"))
+    frame = rows.select(DATE, *regime_columns(rows.columns)).hstack(
+        predictions.select(TARGET, "p05", "p95")
+    )
     return conditional_coverage(frame, predictions["scale"].to_numpy())
 
 

@@ -40,7 +40,7 @@ from daily_profit.modeling.baselines import (
     fit_breach_rule,
 )
 from daily_profit.modeling.bundle import ModelBundle, attach_baselines
-from daily_profit.modeling.conformal import MIN_CELL_ROWS, REGIME_FLAGS
+from daily_profit.modeling.conformal import MIN_CELL_ROWS, REGIME_FLAGS, regime_columns
 from daily_profit.modeling.conformal import conditional_coverage as coverage_table
 from daily_profit.modeling.dataset import (
     BREACH,
@@ -465,15 +465,19 @@ class ConditionalCoverage:
         return all(low <= v <= high for v in self.cells.values())
 
 
+def _predicted_scale(oos: pl.DataFrame) -> np.ndarray:
+    """The predicted scale where the rows carry it, else the interval's width (its image)."""
+    scale = oos["scale"] if "scale" in oos.columns else oos["p95"] - oos["p05"]
+    return scale.cast(pl.Float64).to_numpy()
+
+
 def conditional_coverage(oos: pl.DataFrame, min_rows: int = MIN_CELL_ROWS) -> ConditionalCoverage:
     """Coverage overall, on rows with a non-zero outcome (``outcome:nonzero``, the headline),
     and on those rows by weekday of D, D's regime and predicted-scale decile, cells pooled with
     their neighbours to at least ``min_rows`` rows: ``conformal.conditional_coverage``, the
     same table the model's own evaluation reports. Zero outcomes sit inside almost any interval;
     counted in the cells, they flattered them by 3-5 points (seed sweep)."""
-    # The predicted scale where the rows carry it, else the interval's width (its image).
-    scale = oos["scale"] if "scale" in oos.columns else oos["p95"] - oos["p05"]
-    table = coverage_table(oos, scale.cast(pl.Float64).to_numpy(), target=TARGET, min_rows=min_rows)
+    table = coverage_table(oos, _predicted_scale(oos), target=TARGET, min_rows=min_rows)
     cells: dict[str, float] = {}
     rows: dict[str, int] = {}
     for dimension, cell, n, covered in table.iter_rows():
@@ -492,14 +496,14 @@ def pooling_rows(oos: pl.DataFrame) -> pl.DataFrame:
     the interval, and ``scale`` as its percentile rank among the firm's rows that moved (a
     firm's scale is in its own dollars: one firm's quiet accounts can be another's wild ones).
     Applied twice it gives the same rows (ranks rank as themselves)."""
-    scale = oos["scale"] if "scale" in oos.columns else oos["p95"] - oos["p05"]
-    values = scale.cast(pl.Float64).to_numpy()
+    values = _predicted_scale(oos)
     moved = oos[TARGET].cast(pl.Float64).to_numpy() != 0
     share = np.zeros(values.size)
     if moved.any():
         share[moved] = pl.Series(values[moved]).rank("average").to_numpy() / moved.sum()
-    regime = [c for c in (*REGIME_FLAGS, "regime_vol") if c in oos.columns]
-    return oos.select(DATE, *regime, TARGET, "p05", "p95").with_columns(pl.Series("scale", share))
+    return oos.select(DATE, *regime_columns(oos.columns), TARGET, "p05", "p95").with_columns(
+        pl.Series("scale", share)
+    )
 
 
 def pooled_conditional_coverage(
